@@ -1,0 +1,335 @@
+"""The adapter contract: one method per capability, capabilities declared as class data.
+
+An adapter talks to one upstream family (a vendor's OPAC portal, an NCIP responder,
+a SOAP service, ...).  One instance serves one configured library; it is shared by
+all patrons of that library and must keep no per-patron state of its own: the
+patron's upstream state (cookies, hidden form tokens) lives in an
+``UpstreamSession`` that the gateway stores encrypted and hands back on each call.
+
+Rules (DESIGN.md):
+- fetch, then parse: network code is thin, parsing is pure (``parse_*`` functions
+  tested on saved pages);
+- raise ``gateway.errors`` types; a page that cannot be understood is
+  ``UpstreamChanged``, never an empty list;
+- raise ``SessionExpired`` when the upstream session is gone; the gateway logs in
+  again and repeats reads (writes are re-read first);
+- never retry a write blindly.
+
+A method an adapter does not override raises ``NotSupported``; the gateway checks
+``capabilities`` first and answers 501 without calling.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from gateway.errors import (
+    NotSupported,
+    UpstreamChanged,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from gateway.models import (
+    Alert,
+    AlertCreate,
+    AlertUpdate,
+    Cart,
+    Hold,
+    HoldRequest,
+    HoldResult,
+    HoldUpdate,
+    HistoryPage,
+    Holding,
+    Loan,
+    Message,
+    Profile,
+    ProfileUpdate,
+    Record,
+    RenewalResult,
+    SearchQuery,
+    SearchResult,
+    Shelf,
+    ShelfItem,
+    UpstreamLending,
+)
+
+if TYPE_CHECKING:
+    from gateway.config import LibraryConfig
+
+USER_AGENT = "opac-gateway/0.1 (+https://opac-gateway.dev)"
+
+
+@dataclass
+class UpstreamSession:
+    """A patron's state at one upstream: cookies and adapter data (e.g. hid_session).
+
+    Serialised to JSON and stored encrypted by the gateway; never logged.
+    """
+
+    card_number: str
+    cookies: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"card_number": self.card_number, "cookies": self.cookies, "data": self.data}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "UpstreamSession":
+        return cls(card_number=d["card_number"], cookies=dict(d.get("cookies", {})), data=dict(d.get("data", {})))
+
+    def __repr__(self) -> str:  # never print cookies or the card number
+        return f"UpstreamSession(card=…{self.card_number[-4:]}, cookies={len(self.cookies)})"
+
+
+class _SharedTransport(httpx.HTTPTransport):
+    """A pooled transport shared by the per-call clients of one adapter; closing a
+    client must not close the pool."""
+
+    def close(self) -> None:  # noqa: D401 - see class docstring
+        pass
+
+    def really_close(self) -> None:
+        super().close()
+
+
+class Adapter:
+    """Base of every adapter.  Subclasses set ``family`` and ``capabilities``."""
+
+    family: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: whether the adapter can re-read its own state after an ambiguous write
+    description: ClassVar[str] = ""
+
+    def __init__(self, library: "LibraryConfig", *, transport: httpx.BaseTransport | None = None) -> None:
+        self.library = library
+        self._transport = transport or _SharedTransport(
+            limits=httpx.Limits(max_connections=library.max_concurrency * 2,
+                                max_keepalive_connections=library.max_concurrency)
+        )
+        #: counts upstream HTTP requests (the benchmark and tests read it)
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+
+    # ------------------------------------------------------------ HTTP helpers
+    def client(self, session: UpstreamSession | None = None, **kw: Any) -> httpx.Client:
+        """A client for one operation: the shared pool, this patron's cookies."""
+        cookies = httpx.Cookies()
+        if session is not None:
+            for name, value in session.cookies.items():
+                cookies.set(name, value)
+        return httpx.Client(
+            base_url=self.library.base_url,
+            transport=self._transport,
+            cookies=cookies,
+            timeout=httpx.Timeout(self.library.timeout),
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=kw.pop("follow_redirects", False),
+            event_hooks={"request": [self._count]},
+            **kw,
+        )
+
+    def _count(self, request: httpx.Request) -> None:
+        with self._count_lock:
+            self.request_count += 1
+
+    @staticmethod
+    def keep_cookies(client: httpx.Client, session: UpstreamSession) -> None:
+        session.cookies = {c.name: c.value for c in client.cookies.jar}
+
+    def close(self) -> None:
+        t = self._transport
+        if isinstance(t, _SharedTransport):
+            t.really_close()
+        else:
+            t.close()
+
+    # ------------------------------------------------------------ the contract
+    # Sessions
+    def login(self, card_number: str, password: str) -> UpstreamSession:
+        raise NotSupported(library=self.library.id)
+
+    def logout(self, session: UpstreamSession) -> None:
+        return None
+
+    def change_password(
+        self, session: UpstreamSession | None, card_number: str, current_password: str, new_password: str
+    ) -> None:
+        raise NotSupported(library=self.library.id)
+
+    def register_password(self, card_number: str, birth_date: date, new_password: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+    # Patron
+    def profile(self, session: UpstreamSession) -> Profile:
+        raise NotSupported(library=self.library.id)
+
+    def update_profile(self, session: UpstreamSession, changes: ProfileUpdate, password: str | None) -> Profile:
+        raise NotSupported(library=self.library.id)
+
+    def loans(self, session: UpstreamSession) -> list[Loan]:
+        raise NotSupported(library=self.library.id)
+
+    def renew(self, session: UpstreamSession, loan_ids: list[str] | None) -> list[RenewalResult]:
+        """Renew the given loans (None = all renewable); one result per loan."""
+        raise NotSupported(library=self.library.id)
+
+    def holds(self, session: UpstreamSession) -> list[Hold]:
+        raise NotSupported(library=self.library.id)
+
+    def place_holds(self, session: UpstreamSession, request: HoldRequest) -> list[HoldResult]:
+        raise NotSupported(library=self.library.id)
+
+    def update_hold(self, session: UpstreamSession, hold_id: str, changes: HoldUpdate) -> Hold:
+        raise NotSupported(library=self.library.id)
+
+    def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+    def cart(self, session: UpstreamSession) -> Cart:
+        raise NotSupported(library=self.library.id)
+
+    def cart_add(self, session: UpstreamSession, record_id: str) -> Cart:
+        raise NotSupported(library=self.library.id)
+
+    def cart_remove(self, session: UpstreamSession, record_id: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+    def history(self, session: UpstreamSession, page: int, per_page: int) -> HistoryPage:
+        raise NotSupported(library=self.library.id)
+
+    def messages(self, session: UpstreamSession, include_read: bool) -> list[Message]:
+        raise NotSupported(library=self.library.id)
+
+    # Shelves
+    def shelves(self, session: UpstreamSession) -> list[Shelf]:
+        raise NotSupported(library=self.library.id)
+
+    def create_shelf(self, session: UpstreamSession, name: str) -> Shelf:
+        raise NotSupported(library=self.library.id)
+
+    def rename_shelf(self, session: UpstreamSession, shelf_id: str, name: str) -> Shelf:
+        raise NotSupported(library=self.library.id)
+
+    def delete_shelf(self, session: UpstreamSession, shelf_id: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+    def shelf_items(self, session: UpstreamSession, shelf_id: str) -> list[ShelfItem]:
+        raise NotSupported(library=self.library.id)
+
+    def add_shelf_item(self, session: UpstreamSession, shelf_id: str, record_id: str) -> ShelfItem:
+        raise NotSupported(library=self.library.id)
+
+    def remove_shelf_item(self, session: UpstreamSession, shelf_id: str, record_id: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+    def move_shelf_item(
+        self, session: UpstreamSession, shelf_id: str, record_id: str, to_shelf_id: str, copy: bool
+    ) -> None:
+        raise NotSupported(library=self.library.id)
+
+    def export_shelf(self, session: UpstreamSession, shelf_id: str) -> str:
+        """CSV text of the shelf (header row first)."""
+        raise NotSupported(library=self.library.id)
+
+    # Alerts (the library's own SDI; gateway-side alerts do not go through adapters)
+    def alerts(self, session: UpstreamSession) -> list[Alert]:
+        raise NotSupported(library=self.library.id)
+
+    def create_alert(self, session: UpstreamSession, alert: AlertCreate) -> Alert:
+        raise NotSupported(library=self.library.id)
+
+    def update_alert(self, session: UpstreamSession, alert_id: str, changes: AlertUpdate) -> Alert:
+        raise NotSupported(library=self.library.id)
+
+    def delete_alert(self, session: UpstreamSession, alert_id: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+    # Catalog (no patron session)
+    def search(self, query: SearchQuery) -> SearchResult:
+        raise NotSupported(library=self.library.id)
+
+    def record(self, record_id: str) -> Record:
+        raise NotSupported(library=self.library.id)
+
+    def availability(self, isbn: str) -> list[Holding]:
+        raise NotSupported(library=self.library.id)
+
+    # Consortium lending
+    def create_lending_request(
+        self, session: UpstreamSession, record_id: str, pickup_library: str, pickup_branch: str | None
+    ) -> UpstreamLending:
+        raise NotSupported(library=self.library.id)
+
+    def lending_requests(self, session: UpstreamSession) -> list[UpstreamLending]:
+        raise NotSupported(library=self.library.id)
+
+    def cancel_lending_request(self, session: UpstreamSession, upstream_id: str) -> None:
+        raise NotSupported(library=self.library.id)
+
+
+def require(value: Any, what: str, library: str | None = None) -> Any:
+    """Fail loudly on a required field missing from an upstream answer."""
+    if value is None or value == "":
+        raise UpstreamChanged(f"missing {what} in the upstream answer", library=library)
+    return value
+
+
+def translate_transport_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for adapter methods: httpx transport failures → typed errors."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(self: Adapter, *a: Any, **kw: Any) -> Any:
+        try:
+            return fn(self, *a, **kw)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"no answer within {self.library.timeout:g} s", library=self.library.id) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"cannot reach the library's system ({type(exc).__name__})",
+                                      library=self.library.id) from exc
+
+    return wrapper
+
+
+def contract_methods() -> dict[str, str]:
+    """capability → the contract method that serves it (for the conformance test)."""
+    return dict(CAPABILITY_METHODS)
+
+
+CAPABILITY_METHODS: tuple[tuple[str, str], ...] = (
+    ("login", "login"),
+    ("profile", "profile"),
+    ("profile_update", "update_profile"),
+    ("password_change", "change_password"),
+    ("password_register", "register_password"),
+    ("loans", "loans"),
+    ("renew", "renew"),
+    ("holds", "holds"),
+    ("hold_place", "place_holds"),
+    ("hold_cancel", "cancel_hold"),
+    ("hold_update", "update_hold"),
+    ("cart", "cart"),
+    ("history", "history"),
+    ("shelves", "shelves"),
+    ("alerts", "alerts"),
+    ("messages", "messages"),
+    ("search", "search"),
+    ("availability", "availability"),
+    ("lending_request", "create_lending_request"),
+)
+
+
+def overrides(cls: type[Adapter], method: str) -> bool:
+    return getattr(cls, method) is not getattr(Adapter, method)
+
+
+def iter_overridden(cls: type[Adapter]) -> Iterable[str]:
+    for cap, method in CAPABILITY_METHODS:
+        if overrides(cls, method):
+            yield cap
