@@ -166,6 +166,9 @@ class GatewaySettings(Strict):
     circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     sandbox: bool = False
+    # Extra simulators the sandbox starts besides the libraries' own: name → port
+    # (e.g. the MARC feed server); each name is a simulator in fixtures/.
+    sandbox_services: dict[str, int] = {}
     log_level: str = "INFO"
 
 
