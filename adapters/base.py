@@ -158,8 +158,12 @@ class Adapter:
         return None
 
     def change_password(
-        self, session: UpstreamSession | None, card_number: str, current_password: str, new_password: str
+        self, session: UpstreamSession | None, card_number: str | None, current_password: str, new_password: str
     ) -> None:
+        """Change the password.  With a session (a logged-in patron) ``card_number`` is None:
+        use ``session.card_number``.  Without one (the forced first-login change of a
+        temporary/initial password) log in with ``current_password`` and complete the
+        forced change.  The gateway has checked the library's policy already."""
         raise NotSupported(library=self.library.id)
 
     def register_password(self, card_number: str, birth_date: date, new_password: str) -> None:

@@ -44,3 +44,18 @@ def families() -> dict[str, type[Adapter]]:
 
 def adapter_class(family: str) -> type[Adapter] | None:
     return families().get(family)
+
+
+def register(cls: type[Adapter]) -> None:
+    """Add an adapter family by hand (tests, out-of-tree plugins)."""
+    families()
+    with _lock:
+        assert _families is not None
+        _families[cls.family] = cls
+
+
+def unregister(family: str) -> None:
+    families()
+    with _lock:
+        assert _families is not None
+        _families.pop(family, None)

@@ -1,0 +1,357 @@
+"""Across libraries: merged loans and holds (fan-out), the chatbot summary, the
+due-date calendar, and availability by ISBN (JSON or server-sent events).
+
+Fan-out runs every account concurrently on the gateway's worker pool; each library
+has its own deadline (its `timeout`, capped by `fanout_deadline_seconds`), so one
+slow or broken library never delays the answer beyond its deadline nor hides the
+others — its `sources` entry says why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, request
+
+from gateway.errors import GatewayError, InvalidRequest, UpstreamTimeout
+from gateway.http import dump, json_response, spec
+from gateway.models import (
+    Availability,
+    Hold,
+    LibraryAvailability,
+    Loan,
+    MergedHolds,
+    MergedLoans,
+    Problem,
+    Source,
+    Summary,
+)
+from gateway.runtime import Gateway, SessionContext, gw
+
+bp = Blueprint("across", __name__)
+
+DUE_SOON_DAYS = 3
+
+
+def _deadline(g: Gateway, library: str) -> float:
+    return min(g.library(library).timeout, g.settings.fanout_deadline_seconds)
+
+
+def fanout(g: Gateway, ctx: SessionContext, capability: str, method: str) -> tuple[list[Any], list[Source]]:
+    """Call `method` on every account of the session at once; merge what arrives in time."""
+    start = time.perf_counter()
+    futures: dict[str, Future[tuple[Any, GatewayError | None, int]]] = {}
+    for acc in ctx.record.accounts:
+        lib = acc.library
+        futures[lib] = g.executor.submit(
+            g.timed, lambda lib=lib: g.call_as(ctx, lib, capability, method, cache=True)
+        )
+    items: list[Any] = []
+    sources: list[Source] = []
+    for lib, fut in futures.items():
+        remaining = _deadline(g, lib) - (time.perf_counter() - start)
+        done, _ = wait([fut], timeout=max(0.0, remaining))
+        if not done:
+            err: GatewayError = UpstreamTimeout(
+                f"no answer within the fan-out deadline of {_deadline(g, lib):g} s", library=lib)
+            sources.append(Source(library=lib, ok=False, error=Problem(**err.to_problem()),
+                                  elapsed_ms=int((time.perf_counter() - start) * 1000)))
+            continue
+        value, error, elapsed = fut.result()
+        if error is not None:
+            error.with_library(lib)
+            sources.append(Source(library=lib, ok=False, error=Problem(**error.to_problem()), elapsed_ms=elapsed))
+        else:
+            items.extend(value or [])
+            sources.append(Source(library=lib, ok=True, elapsed_ms=elapsed))
+    return items, sources
+
+
+def _ctx(g: Gateway) -> SessionContext:
+    ctx = g.current()
+    assert ctx is not None
+    return ctx
+
+
+@bp.get("/v1/loans")
+@spec(response=MergedLoans, summary="Loans of every account of the session, merged")
+def all_loans() -> Response:
+    g = gw()
+    loans, sources = fanout(g, _ctx(g), "loans", "loans")
+    loans.sort(key=lambda l: (l.due_on, l.library, l.title))
+    return json_response(MergedLoans(loans=loans, sources=sources))
+
+
+@bp.get("/v1/holds")
+@spec(response=MergedHolds, summary="Holds of every account of the session, merged")
+def all_holds() -> Response:
+    g = gw()
+    holds, sources = fanout(g, _ctx(g), "holds", "holds")
+    order = {"ready": 0, "in_transit": 1, "waiting": 2, "submitted": 3, "expired": 4, "cancelled": 5}
+    holds.sort(key=lambda h: (order.get(h.status, 9), h.library, h.title))
+    return json_response(MergedHolds(holds=holds, sources=sources))
+
+
+# ------------------------------------------------------------------ summary
+def _today(g: Gateway, ctx: SessionContext) -> date:
+    tz = g.library(ctx.record.accounts[0].library).tz if ctx.record.accounts else ZoneInfo("Asia/Tokyo")
+    return datetime.now(tz).date()
+
+
+_EN_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+_EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+              "October", "November", "December"]
+_JA_DAYS = "月火水木金土日"
+
+
+def _en_day(d: date, today: date) -> str:
+    if d == today:
+        return "today"
+    if d == today + timedelta(days=1):
+        return "tomorrow"
+    return f"{_EN_DAYS[d.weekday()]} {d.day} {_EN_MONTHS[d.month - 1]}"
+
+
+def _ja_day(d: date, today: date) -> str:
+    if d == today:
+        return "今日"
+    if d == today + timedelta(days=1):
+        return "明日"
+    return f"{d.month}月{d.day}日（{_JA_DAYS[d.weekday()]}）"
+
+
+def _en_list(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def summary_text(lang: str, today: date, loans: list[Loan], due_soon: list[Loan], overdue: list[Loan],
+                 ready: list[Hold], failed: list[str], names: dict[str, str], short: dict[str, str]) -> str:
+    """One short paragraph a voice assistant can read as is (pure; tested directly)."""
+    libs = {l.library for l in loans}
+    max_named = 3
+    if lang == "ja":
+        out: list[str] = []
+        if not loans:
+            out.append("いま借りている資料はありません。")
+        elif len(libs) > 1:
+            out.append(f"いま{len(libs)}館で合わせて{len(loans)}冊借りています。")
+        else:
+            out.append(f"いま{names[next(iter(libs))]}で{len(loans)}冊借りています。")
+        if overdue:
+            items = "、".join(f"「{l.title}」" for l in overdue[:max_named])
+            more = f"など{len(overdue)}冊" if len(overdue) > max_named else ""
+            out.append(f"{items}{more}は返却期限を過ぎています。早めに返却してください。")
+        if due_soon:
+            items = "、".join(f"「{l.title}」（{_ja_day(l.due_on, today)}まで）" for l in due_soon[:max_named])
+            more = f"など{len(due_soon)}冊" if len(due_soon) > max_named else ""
+            out.append(f"3日以内に返却期限が来るのは{items}{more}です。")
+        elif loans and not overdue:
+            out.append("3日以内に返却期限が来る資料はありません。")
+        if ready:
+            items = "、".join(f"「{h.title}」（{h.pickup_branch or short.get(h.library, h.library)}）"
+                             for h in ready[:max_named])
+            more = f"など{len(ready)}件" if len(ready) > max_named else ""
+            out.append(f"予約の{items}{more}が受け取れます。")
+        if failed:
+            out.append("、".join(names.get(f, f) for f in failed) + "には今つながりませんでした。")
+        return "".join(out)
+    out = []
+    if not loans:
+        out.append("You have no loans right now.")
+    elif len(libs) > 1:
+        out.append(f"You have {_plural(len(loans), 'loan', 'loans')} at {len(libs)} libraries.")
+    else:
+        out.append(f"You have {_plural(len(loans), 'loan', 'loans')} at {names[next(iter(libs))]}.")
+    if overdue:
+        titles = _en_list([f"“{l.title}”" for l in overdue[:max_named]])
+        more = f" and {len(overdue) - max_named} more" if len(overdue) > max_named else ""
+        verb = "is" if len(overdue) == 1 else "are"
+        out.append(f"{titles}{more} {verb} overdue; please return {'it' if len(overdue) == 1 else 'them'} soon.")
+    if due_soon:
+        parts = [f"“{l.title}” {_en_day(l.due_on, today) if l.due_on in (today, today + timedelta(days=1)) else 'on ' + _en_day(l.due_on, today)}"
+                 for l in due_soon[:max_named]]
+        more = f", and {len(due_soon) - max_named} more" if len(due_soon) > max_named else ""
+        out.append(f"Due within three days: {_en_list(parts)}{more}.")
+    elif loans and not overdue:
+        out.append("Nothing is due in the next three days.")
+    if ready:
+        parts = [f"“{h.title}” at {h.pickup_branch or short.get(h.library, h.library)}" for h in ready[:max_named]]
+        more = f", and {len(ready) - max_named} more" if len(ready) > max_named else ""
+        noun = "hold is" if len(ready) == 1 else "holds are"
+        out.append(f"Ready to collect ({len(ready)} {noun} waiting): {_en_list(parts)}{more}.")
+    if failed:
+        out.append(f"I couldn't reach {_en_list([names.get(f, f) for f in failed])} just now.")
+    return " ".join(out)
+
+
+@bp.get("/v1/summary")
+@spec(response=Summary, summary="One short paragraph for a chatbot or voice assistant, with the lists")
+def summary() -> Response:
+    lang = request.args.get("lang", "ja")
+    if lang not in ("ja", "en"):
+        raise InvalidRequest("lang must be ja or en", errors=[{"field": "lang", "message": "ja or en"}])
+    g = gw()
+    ctx = _ctx(g)
+    loans, loan_sources = fanout(g, ctx, "loans", "loans")
+    holds_caps = [a.library for a in ctx.record.accounts if "holds" in g.adapter(a.library).capabilities]
+    holds: list[Hold] = []
+    hold_sources: list[Source] = []
+    if holds_caps:
+        holds, hold_sources = fanout(g, ctx, "holds", "holds")
+    today = _today(g, ctx)
+    loans.sort(key=lambda l: (l.due_on, l.title))
+    overdue = [l for l in loans if l.overdue or l.due_on < today]
+    due_soon = [l for l in loans if l not in overdue and l.due_on <= today + timedelta(days=DUE_SOON_DAYS)]
+    ready = [h for h in holds if h.status == "ready"]
+    failed = sorted({s.library for s in loan_sources if not s.ok}
+                    | {s.library for s in hold_sources if not s.ok and s.error and s.error.code != "not_supported"})
+    names = {lib: g.library(lib).name for lib in g.config.libraries}
+    text = summary_text(lang, today, loans, due_soon, overdue, ready, failed, names, names)
+    sources = loan_sources + [s for s in hold_sources if not s.ok and s.library not in
+                              {x.library for x in loan_sources if not x.ok}]
+    return json_response(Summary(text=text, loans=loans, due_soon=due_soon, overdue=overdue,
+                                 ready_holds=ready, sources=sources))
+
+
+@bp.get("/v1/calendar.ics")
+@spec(summary="Due dates as an iCalendar feed", content_type="text/calendar")
+def calendar() -> Response:
+    from icalendar import Alarm, Calendar, Event
+
+    g = gw()
+    ctx = _ctx(g)
+    loans, _ = fanout(g, ctx, "loans", "loans")
+    cal = Calendar()
+    cal.add("prodid", "-//OPAC Gateway//due dates//JA")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", "図書館の返却期限")
+    now = datetime.now(timezone.utc)
+    for loan in loans:
+        ev = Event()
+        ev.add("uid", f"{loan.library}-{loan.id}@opac-gateway")
+        ev.add("dtstamp", now)
+        ev.add("dtstart", loan.due_on)
+        ev.add("dtend", loan.due_on + timedelta(days=1))
+        ev.add("summary", f"返却期限: {loan.title}")
+        ev.add("description", f"{g.library(loan.library).name} — {loan.title}"
+                              + (f" / {loan.author}" if loan.author else ""))
+        ev.add("categories", ["library", loan.library])
+        ev.add("transp", "TRANSPARENT")
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", f"明日が返却期限: {loan.title}")
+        alarm.add("trigger", timedelta(days=-1))
+        ev.add_component(alarm)
+        cal.add_component(ev)
+    resp = Response(cal.to_ical(), mimetype="text/calendar")
+    resp.headers["Content-Disposition"] = 'inline; filename="due-dates.ics"'
+    return resp
+
+
+# ------------------------------------------------------------------ availability
+def normalize_isbn(raw: str) -> str:
+    import unicodedata
+
+    s = unicodedata.normalize("NFKC", raw).replace("-", "").replace(" ", "").upper()
+    if len(s) == 13 and s.isdigit():
+        total = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(s[:12]))
+        if (10 - total % 10) % 10 == int(s[12]):
+            return s
+    elif len(s) == 10 and s[:9].isdigit() and (s[9].isdigit() or s[9] == "X"):
+        total = sum(int(c) * (10 - i) for i, c in enumerate(s[:9]))
+        check = (11 - total % 11) % 11
+        if ("X" if check == 10 else str(check)) == s[9]:
+            body = "978" + s[:9]
+            t13 = sum(int(c) * (1 if i % 2 == 0 else 3) for i, c in enumerate(body))
+            return body + str((10 - t13 % 10) % 10)
+    raise InvalidRequest(f"not a valid ISBN: {raw!r}", errors=[{"field": "isbn", "message": "invalid ISBN"}])
+
+
+def _availability_args(g: Gateway) -> tuple[str, list[str], float]:
+    raw = request.args.get("isbn", "")
+    if not raw:
+        raise InvalidRequest("isbn is required", errors=[{"field": "isbn", "message": "required"}])
+    isbn = normalize_isbn(raw)
+    libs_raw = request.args.get("libraries", "")
+    libs = [x.strip() for x in libs_raw.split(",") if x.strip()] or [
+        lib for lib in g.config.libraries if "availability" in g.adapter(lib).capabilities]
+    unknown = [x for x in libs if x not in g.config.libraries]
+    if unknown:
+        raise InvalidRequest(f"unknown libraries: {', '.join(unknown)}",
+                             errors=[{"field": "libraries", "message": "unknown library"}])
+    try:
+        timeout = float(request.args.get("timeout", "5"))
+    except ValueError:
+        raise InvalidRequest("timeout must be a number of seconds",
+                             errors=[{"field": "timeout", "message": "not a number"}]) from None
+    if not 0.1 <= timeout <= 60:
+        raise InvalidRequest("timeout must be between 0.1 and 60 seconds",
+                             errors=[{"field": "timeout", "message": "out of range"}])
+    return isbn, list(dict.fromkeys(libs)), timeout
+
+
+def _availability_one(g: Gateway, lib: str, isbn: str) -> LibraryAvailability:
+    value, error, _ = g.timed(lambda: g.public_call(lib, "availability", "availability", isbn))
+    if error is not None:
+        error.with_library(lib)
+        return LibraryAvailability(library=lib, state="error", error=Problem(**error.to_problem()))
+    return LibraryAvailability(library=lib, state="ok", holdings=value or [])
+
+
+def _timed_out(lib: str, timeout: float) -> LibraryAvailability:
+    err = UpstreamTimeout(f"no answer within {timeout:g} s", library=lib)
+    return LibraryAvailability(library=lib, state="timeout", error=Problem(**err.to_problem()))
+
+
+@bp.get("/v1/availability")
+@spec(response=Availability, auth="client",
+      summary="Holdings of an ISBN across libraries (JSON, or text/event-stream library by library)")
+def availability() -> Response:
+    g = gw()
+    isbn, libs, timeout = _availability_args(g)
+    futures = {g.executor.submit(_availability_one, g, lib, isbn): lib for lib in libs}
+    start = time.perf_counter()
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return Response(_stream(futures, isbn, libs, timeout, start), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    done, _ = wait(list(futures), timeout=timeout)
+    results = {futures[f]: f.result() for f in done}
+    out = [results.get(lib) or _timed_out(lib, timeout) for lib in libs]
+    return json_response(Availability(isbn=isbn, libraries=out))
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(dump(data), ensure_ascii=False)}\n\n"
+
+
+def _stream(futures: dict[Future[LibraryAvailability], str], isbn: str, libs: list[str], timeout: float,
+            start: float) -> Iterator[str]:
+    results: dict[str, LibraryAvailability] = {}
+    pending = set(futures)
+    yield ": availability of " + isbn + "\n\n"
+    while pending:
+        left = timeout - (time.perf_counter() - start)
+        if left <= 0:
+            break
+        done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+        for f in done:
+            res = f.result()
+            results[futures[f]] = res
+            yield _sse("library", res)
+    for f in pending:
+        lib = futures[f]
+        results[lib] = _timed_out(lib, timeout)
+        yield _sse("library", results[lib])
+    yield _sse("done", Availability(isbn=isbn, libraries=[results[lib] for lib in libs]))

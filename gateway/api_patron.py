@@ -1,0 +1,272 @@
+"""Per-library patron endpoints: profile, loans and renewals, holds, cart, history,
+messages, shelves.  Each view: look up, call the adapter contract, serialise."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.http import bool_arg, body, int_arg, json_response, spec
+from gateway.models import (
+    Cart,
+    HistoryPage,
+    Hold,
+    HoldList,
+    HoldRequest,
+    HoldResults,
+    HoldUpdate,
+    LoanList,
+    LoanOut,
+    MessageList,
+    Problem,
+    Profile,
+    ProfileUpdate,
+    RecordRef,
+    RenewalBatch,
+    RenewalResult,
+    RenewalResults,
+    Shelf,
+    ShelfCreate,
+    ShelfItem,
+    ShelfItems,
+    ShelfList,
+    ShelfMove,
+)
+from gateway.runtime import gw
+
+bp = Blueprint("patron", __name__, url_prefix="/v1/libraries/<library>")
+
+
+def _check_branch(library: str, value: str | None, field: str) -> str | None:
+    """Accept a branch id or name; pass the name on (adapters speak names)."""
+    if value is None:
+        return None
+    lib = gw().library(library)
+    if not lib.branches:
+        return value
+    branch = lib.branch_by_name_or_id(value)
+    if branch is None:
+        names = "、".join(b.name for b in lib.branches)
+        raise InvalidRequest(f"unknown {field} {value!r} at {lib.name} (one of: {names})",
+                             errors=[{"field": field, "message": "unknown branch"}], library=library)
+    return branch.name
+
+
+def _check_contact(library: str, value: str | None) -> None:
+    lib = gw().library(library)
+    if value is not None and lib.contact_methods and value not in lib.contact_methods:
+        raise InvalidRequest(f"unknown contact_method {value!r} (one of: {', '.join(lib.contact_methods)})",
+                             errors=[{"field": "contact_method", "message": "unknown contact method"}],
+                             library=library)
+
+
+# ------------------------------------------------------------------ profile
+@bp.get("/patron")
+@spec(response=Profile, summary="The patron's profile at this library")
+def get_profile(library: str) -> Response:
+    return json_response(gw().patron_call(library, "profile", "profile", cache=True))
+
+
+@bp.patch("/patron")
+@spec(body=ProfileUpdate, response=Profile, summary="Change e-mails, notices, pickup branch, history opt-in")
+def patch_profile(library: str) -> Response:
+    changes = body(ProfileUpdate)
+    if changes.pickup_branch is not None:
+        changes = changes.model_copy(update={"pickup_branch": _check_branch(library, changes.pickup_branch,
+                                                                            "pickup_branch")})
+    _check_contact(library, changes.contact_method)
+    g = gw()
+    ctx = g.current()
+    assert ctx is not None
+    password = g.vault.get(ctx.token_hash, library)
+    return json_response(g.patron_call(library, "profile_update", "update_profile", changes, password, write=True))
+
+
+# ------------------------------------------------------------------ loans
+@bp.get("/loans")
+@spec(response=LoanList, summary="Current loans")
+def list_loans(library: str) -> Response:
+    return json_response(LoanList(loans=gw().patron_call(library, "loans", "loans", cache=True)))
+
+
+def _renew(library: str, loan_ids: list[str] | None) -> list[RenewalResult]:
+    results: list[RenewalResult] = gw().patron_call(library, "renew", "renew", loan_ids, write=True)
+    return results
+
+
+@bp.post("/loans/<loan_id>/renewal")
+@spec(response=LoanOut, summary="Renew one loan")
+def renew_one(library: str, loan_id: str) -> Response:
+    results = _renew(library, [loan_id])
+    if len(results) != 1:
+        raise NotFound(f"no loan {loan_id!r}", library=library)
+    result = results[0]
+    if not result.ok or result.loan is None:
+        problem = result.error.model_dump() if result.error else {"code": "upstream_error"}
+        from gateway.errors import error_from_problem
+
+        raise error_from_problem(problem)
+    return json_response(LoanOut(loan=result.loan))
+
+
+@bp.post("/renewals")
+@spec(body=RenewalBatch, response=RenewalResults, summary="Renew several loans, or all")
+def renew_many(library: str) -> Response:
+    req = body(RenewalBatch)
+    if req.all == bool(req.loan_ids):
+        raise InvalidRequest('send either {"loan_ids": [...]} or {"all": true}',
+                             errors=[{"field": "loan_ids", "message": "exactly one of loan_ids and all"}])
+    return json_response(RenewalResults(results=_renew(library, None if req.all else req.loan_ids)))
+
+
+# ------------------------------------------------------------------ holds
+@bp.get("/holds")
+@spec(response=HoldList, summary="Holds (reservations) and their states")
+def list_holds(library: str) -> Response:
+    return json_response(HoldList(holds=gw().patron_call(library, "holds", "holds", cache=True)))
+
+
+@bp.post("/holds")
+@spec(body=HoldRequest, response=HoldResults, status=201, summary="Place holds (ordered = まとめて予約)")
+def place_holds(library: str) -> Response:
+    req = body(HoldRequest)
+    if len(set(req.record_ids)) != len(req.record_ids):
+        raise InvalidRequest("record_ids has duplicates", errors=[{"field": "record_ids", "message": "duplicates"}])
+    req = req.model_copy(update={"pickup_branch": _check_branch(library, req.pickup_branch, "pickup_branch")})
+    _check_contact(library, req.contact_method)
+    results = gw().patron_call(library, "hold_place", "place_holds", req, write=True)
+    return json_response(HoldResults(results=results), 201)
+
+
+@bp.patch("/holds/<hold_id>")
+@spec(body=HoldUpdate, response=Hold, summary="Change a hold's pickup branch or contact method")
+def update_hold(library: str, hold_id: str) -> Response:
+    req = body(HoldUpdate)
+    if req.pickup_branch is None and req.contact_method is None:
+        raise InvalidRequest("nothing to change", errors=[{"field": "(body)", "message": "empty"}])
+    req = req.model_copy(update={"pickup_branch": _check_branch(library, req.pickup_branch, "pickup_branch")})
+    _check_contact(library, req.contact_method)
+    return json_response(gw().patron_call(library, "hold_update", "update_hold", hold_id, req, write=True))
+
+
+@bp.delete("/holds/<hold_id>")
+@spec(status=204, summary="Cancel a hold")
+def cancel_hold(library: str, hold_id: str) -> Response:
+    gw().patron_call(library, "hold_cancel", "cancel_hold", hold_id, write=True)
+    return Response(status=204)
+
+
+# ------------------------------------------------------------------ cart
+@bp.get("/cart")
+@spec(response=Cart, summary="The reservation cart (予約かご) — not holds")
+def get_cart(library: str) -> Response:
+    return json_response(gw().patron_call(library, "cart", "cart", cache=True))
+
+
+@bp.post("/cart")
+@spec(body=RecordRef, response=Cart, status=201, summary="Put a record in the cart")
+def add_cart(library: str) -> Response:
+    req = body(RecordRef)
+    return json_response(gw().patron_call(library, "cart", "cart_add", req.record_id, write=True), 201)
+
+
+@bp.delete("/cart/<record_id>")
+@spec(status=204, summary="Take a record out of the cart")
+def remove_cart(library: str, record_id: str) -> Response:
+    gw().patron_call(library, "cart", "cart_remove", record_id, write=True)
+    return Response(status=204)
+
+
+# ------------------------------------------------------------------ history, messages
+@bp.get("/history")
+@spec(response=HistoryPage, summary="Reading history (only kept after opting in)")
+def history(library: str) -> Response:
+    page = int_arg("page", 1, 1, 1000)
+    per_page = int_arg("per_page", 50, 1, 200)
+    return json_response(gw().patron_call(library, "history", "history", page, per_page, cache=True))
+
+
+@bp.get("/messages")
+@spec(response=MessageList, summary="Messages from the library")
+def messages(library: str) -> Response:
+    include_read = bool_arg("include_read", False)
+    return json_response(MessageList(messages=gw().patron_call(library, "messages", "messages", include_read,
+                                                               cache=True)))
+
+
+# ------------------------------------------------------------------ shelves
+@bp.get("/shelves")
+@spec(response=ShelfList, summary="Bookshelves (本棚)")
+def list_shelves(library: str) -> Response:
+    return json_response(ShelfList(shelves=gw().patron_call(library, "shelves", "shelves", cache=True)))
+
+
+@bp.post("/shelves")
+@spec(body=ShelfCreate, response=Shelf, status=201, summary="Create a shelf")
+def create_shelf(library: str) -> Response:
+    req = body(ShelfCreate)
+    return json_response(gw().patron_call(library, "shelves", "create_shelf", req.name, write=True), 201)
+
+
+@bp.patch("/shelves/<shelf_id>")
+@spec(body=ShelfCreate, response=Shelf, summary="Rename a shelf")
+def rename_shelf(library: str, shelf_id: str) -> Response:
+    req = body(ShelfCreate)
+    return json_response(gw().patron_call(library, "shelves", "rename_shelf", shelf_id, req.name, write=True))
+
+
+@bp.delete("/shelves/<shelf_id>")
+@spec(status=204, summary="Delete a shelf (irreversible)")
+def delete_shelf(library: str, shelf_id: str) -> Response:
+    gw().patron_call(library, "shelves", "delete_shelf", shelf_id, write=True)
+    return Response(status=204)
+
+
+@bp.get("/shelves/<shelf_id>/items")
+@spec(response=ShelfItems, summary="A shelf's records")
+def shelf_items(library: str, shelf_id: str) -> Response:
+    return json_response(ShelfItems(items=gw().patron_call(library, "shelves", "shelf_items", shelf_id,
+                                                           cache=True)))
+
+
+@bp.post("/shelves/<shelf_id>/items")
+@spec(body=RecordRef, response=ShelfItem, status=201, summary="Add a record to a shelf")
+def add_shelf_item(library: str, shelf_id: str) -> Response:
+    req = body(RecordRef)
+    return json_response(gw().patron_call(library, "shelves", "add_shelf_item", shelf_id, req.record_id,
+                                          write=True), 201)
+
+
+@bp.delete("/shelves/<shelf_id>/items/<record_id>")
+@spec(status=204, summary="Remove a record from a shelf")
+def remove_shelf_item(library: str, shelf_id: str, record_id: str) -> Response:
+    gw().patron_call(library, "shelves", "remove_shelf_item", shelf_id, record_id, write=True)
+    return Response(status=204)
+
+
+@bp.post("/shelves/<shelf_id>/items/<record_id>/move")
+@spec(body=ShelfMove, status=204, summary="Move (or copy) a record to another shelf")
+def move_shelf_item(library: str, shelf_id: str, record_id: str) -> Response:
+    req = body(ShelfMove)
+    if req.to_shelf_id == shelf_id:
+        raise InvalidRequest("to_shelf_id is the same shelf", errors=[{"field": "to_shelf_id", "message": "same"}])
+    gw().patron_call(library, "shelves", "move_shelf_item", shelf_id, record_id, req.to_shelf_id, req.copy_,
+                     write=True)
+    return Response(status=204)
+
+
+@bp.get("/shelves/<shelf_id>/export")
+@spec(summary="Download a shelf as CSV", content_type="text/csv")
+def export_shelf(library: str, shelf_id: str) -> Response:
+    from flask import request
+
+    fmt = request.args.get("format", "csv")
+    if fmt != "csv":
+        raise InvalidRequest("format must be csv", errors=[{"field": "format", "message": "only csv"}])
+    text = gw().patron_call(library, "shelves", "export_shelf", shelf_id)
+    resp = Response(text, mimetype="text/csv")
+    resp.headers["Content-Disposition"] = f'attachment; filename="shelf-{shelf_id}.csv"'
+    return resp
+
+
+__all__ = ["bp", "GatewayError", "Problem"]

@@ -1,0 +1,90 @@
+"""Sessions and passwords: POST/GET/DELETE /v1/sessions, PUT .../password."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, request
+from pydantic import ValidationError
+
+from gateway.errors import InvalidRequest, PasswordPolicyViolation
+from gateway.http import _errors, body, json_response, spec
+from gateway.models import AccountLogin, AccountState, PasswordChange, SessionCreate, SessionOut
+from gateway.policy import check_password
+from gateway.runtime import gw, normalize_card
+
+bp = Blueprint("sessions", __name__)
+
+
+def _session_body() -> SessionCreate:
+    raw = request.get_data(cache=True)
+    try:
+        data: Any = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "accounts" not in data and "library" in data:
+        data = {"accounts": [data]}  # the single-account shorthand
+    if not isinstance(data, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    try:
+        return SessionCreate.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest("the body failed validation", errors=_errors(exc)) from None
+
+
+@bp.post("/v1/sessions")
+@spec(body=SessionCreate, response=SessionOut, status=201, auth="client",
+      summary="Log in to one or more libraries at once; returns a session token")
+def create_session() -> Response:
+    req = _session_body()
+    token, record, states = gw().login(req.accounts)
+    return json_response(SessionOut(token=token, expires_at=record.expires_at, accounts=states), 201)
+
+
+@bp.get("/v1/sessions/current")
+@spec(response=SessionOut, summary="The current session and its accounts")
+def current_session() -> Response:
+    ctx = gw().current()
+    assert ctx is not None
+    accounts = [AccountState(library=a.library, ok=True, card_number_masked=a.card_number_masked)
+                for a in ctx.record.accounts]
+    return json_response(SessionOut(expires_at=ctx.record.expires_at, accounts=accounts))
+
+
+@bp.delete("/v1/sessions/current")
+@spec(status=204, summary="Log out here and upstream")
+def delete_session() -> Response:
+    gw().logout()
+    return Response(status=204)
+
+
+@bp.put("/v1/libraries/<library>/password")
+@spec(body=PasswordChange, status=204, auth="patron-or-client",
+      summary="Change the password (with a token), or the forced first-login change (card number, no token)")
+def change_password(library: str) -> Response:
+    g = gw()
+    lib = g.library(library)
+    req = body(PasswordChange)
+    violations = check_password(lib.password_policy, req.new_password)
+    if req.new_password == req.current_password:
+        violations.append("same_as_current")
+    if violations:
+        raise PasswordPolicyViolation(
+            f"the new password breaks {lib.name}'s rules: {', '.join(violations)}",
+            library=library, violations=violations,
+        )
+    if request.headers.get("Authorization"):
+        g.patron_call(library, "password_change", "change_password", None, req.current_password,
+                      req.new_password, write=True)
+        ctx = g.current()
+        assert ctx is not None
+        g.vault.put(ctx.token_hash, library, req.new_password, ctx.record.expires_at.timestamp())
+    else:
+        if not req.card_number:
+            raise InvalidRequest("without a session token, card_number is required",
+                                 errors=[{"field": "card_number", "message": "required without a token"}])
+        card = normalize_card(lib, req.card_number)
+        g.public_call(library, "password_change", "change_password", None, card, req.current_password,
+                      req.new_password, write=True)
+    return Response(status=204)

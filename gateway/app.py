@@ -1,0 +1,154 @@
+"""The Flask application: one unified patron API in front of many library systems.
+
+``create_app(config)`` builds the app; every blueprint module ``gateway/api_*.py``
+is registered automatically.  One error handler renders every error as
+``application/problem+json``; Flask's own 404/405 and unexpected exceptions too —
+no request can produce an HTML error page or a bare trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import pkgutil
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+import gateway
+from gateway.config import GatewayConfig, load_config
+from gateway.errors import (
+    ClientUnauthorized,
+    Conflict,
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+)
+from gateway.runtime import Gateway
+
+log = logging.getLogger("opacgw")
+
+PROBLEM_JSON = "application/problem+json"
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+
+
+def problem_response(err: GatewayError) -> Response:
+    resp = Response(json.dumps(err.to_problem(), ensure_ascii=False), status=err.status, mimetype=PROBLEM_JSON)
+    if err.retry_after is not None:
+        resp.headers["Retry-After"] = str(int(err.retry_after))
+    return resp
+
+
+def _http_error(exc: HTTPException) -> GatewayError:
+    code = exc.code or 500
+    if code == 404:
+        return NotFound(f"no such path: {request.path}")
+    if code == 405:
+        err = MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        return err
+    if code == 413:
+        return InvalidRequest("the request body is too large")
+    if 400 <= code < 500:
+        return InvalidRequest(exc.description or "bad request")
+    return InternalError()
+
+
+class _RateLimiter:
+    """A sliding one-minute window per client key (in process)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            q = self._hits.setdefault(client, deque())
+            while q and q[0] <= now - 60:
+                q.popleft()
+            if len(q) >= self.per_minute:
+                raise RateLimited(f"more than {self.per_minute} requests a minute",
+                                  retry_after=max(1, int(60 - (now - q[0]) + 1)))
+            q.append(now)
+
+
+def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = None) -> Flask:
+    config = config or load_config()
+    app = Flask("opacgw")
+    app.config["MAX_CONTENT_LENGTH"] = 1 * 1024 * 1024
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    gw = Gateway(config, secret_key=secret_key)
+    app.extensions["opacgw"] = gw
+    limiter = _RateLimiter(config.gateway.rate_limit_per_minute) if config.gateway.rate_limit_per_minute else None
+
+    from gateway import idempotency, metrics
+
+    metrics.install(app)
+
+    @app.errorhandler(GatewayError)
+    def _gateway_error(err: GatewayError) -> Response:
+        if err.status >= 500:
+            log.info("%s %s -> %s %s library=%s", request.method, request.path, err.status, err.code, err.library)
+        return problem_response(err)
+
+    @app.errorhandler(HTTPException)
+    def _flask_error(exc: HTTPException) -> Response:
+        return problem_response(_http_error(exc))
+
+    @app.errorhandler(Exception)
+    def _bug(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(InternalError("an unexpected error occurred; it has been logged"))
+
+    @app.before_request
+    def _client_key() -> None:
+        g.t0 = time.perf_counter()
+        if request.path.startswith(OPEN_PATHS):
+            return
+        keys = config.gateway.api_keys
+        client = "anonymous"
+        if keys:
+            key = request.headers.get("X-API-Key", "")
+            if not key or not any(_consteq(key, k) for k in keys):
+                raise ClientUnauthorized("send a valid X-API-Key")
+            client = hashlib.sha256(key.encode()).hexdigest()[:16]
+        if limiter is not None:
+            limiter.check(client)
+        g.client = client
+
+    idempotency.install(app, gw)
+
+    @app.after_request
+    def _log(resp: Response) -> Response:
+        elapsed = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
+        # never log bodies, headers or query strings: they may hold card numbers or tokens
+        log.info("%s %s %s %.1fms", request.method, request.path, resp.status_code, elapsed)
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    for info in pkgutil.iter_modules(gateway.__path__):
+        if info.name.startswith("api_"):
+            module = importlib.import_module(f"gateway.{info.name}")
+            bp = getattr(module, "bp", None)
+            if bp is not None:
+                app.register_blueprint(bp)
+    return app
+
+
+def _consteq(a: str, b: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+__all__ = ["create_app", "problem_response", "Conflict"]

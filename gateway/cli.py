@@ -1,0 +1,192 @@
+"""The `opacgw` command: serve the gateway (with the embedded sandbox when no
+configuration is given), run one simulator alone, print the sandbox configuration,
+generate a secret key, and the SDI tools."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from urllib.parse import urlsplit
+
+from gateway.config import ENV_CONFIG, ConfigError, GatewayConfig, load_config, sandbox_config, sandbox_toml
+
+log = logging.getLogger("opacgw")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def start_sandbox_simulators(config: GatewayConfig, latency_ms: int = 0) -> list[object]:
+    """Start a simulator for every library (and sandbox service) that has one."""
+    from fixtures.registry import serve_app, simulators
+
+    sims = simulators()
+    servers = []
+    for lib in config.libraries.values():
+        if lib.id not in sims:
+            log.warning("no simulator for library %s; it will be unavailable", lib.id)
+            continue
+        host, port = _port(lib.base_url)
+        servers.append(serve_app(sims[lib.id](lib.id, latency_ms=latency_ms), host, port, lib.id))
+    for name, port in config.gateway.sandbox_services.items():
+        if name in sims:
+            servers.append(serve_app(sims[name](name, latency_ms=latency_ms), "127.0.0.1", port, name))
+        else:
+            log.warning("no simulator named %s", name)
+    return servers
+
+
+def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
+    from fixtures.registry import demo_accounts
+
+    lines = [f"OPAC Gateway sandbox on http://{host}:{port}  (docs: http://{host}:{port}/docs)", "",
+             "Demo accounts:"]
+    for lib, accounts in demo_accounts().items():
+        if lib not in config.libraries:
+            continue
+        for card, password, note in accounts:
+            lines.append(f"  {lib:<16} card {card:<14} password {password:<12} {note}")
+    lines += ["", "Try:",
+              f"  curl -s http://{host}:{port}/v1/libraries",
+              f"  TOKEN=$(curl -s -X POST http://{host}:{port}/v1/sessions -H 'Content-Type: application/json' \\",
+              "      -d '{\"library\":\"kumamoto-city\",\"card_number\":\"2377570\",\"password\":\"0808\"}' "
+              "| python -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])')",
+              f"  curl -s http://{host}:{port}/v1/libraries/kumamoto-city/loans -H \"Authorization: Bearer $TOKEN\"",
+              ""]
+    return "\n".join(lines)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from gateway.app import create_app
+
+    path = args.config or os.environ.get(ENV_CONFIG)
+    config = load_config(path) if path else sandbox_config()
+    _setup_logging(config.gateway.log_level)
+    sandbox = not path
+    if sandbox:
+        start_sandbox_simulators(config, latency_ms=args.latency)
+    elif args.latency:
+        print("--latency applies to the sandbox simulators only", file=sys.stderr)
+    host = args.host or config.gateway.host
+    port = args.port or config.gateway.port
+    app = create_app(config)
+    server = make_server(host, port, app, threaded=True)
+    if sandbox:
+        print(_demo_banner(config, host, port), flush=True)
+    else:
+        print(f"OPAC Gateway serving {len(config.libraries)} libraries from {config.source} "
+              f"on http://{host}:{port}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from fixtures.registry import simulators
+
+    sims = simulators()
+    if args.library not in sims:
+        print(f"no simulator for {args.library!r}; known: {', '.join(sorted(sims))}", file=sys.stderr)
+        return 2
+    _setup_logging("INFO")
+    app = sims[args.library](args.library, latency_ms=args.latency)
+    server = make_server(args.host, args.port, app, threaded=True)
+    cfg = sandbox_config().libraries.get(args.library)
+    path = urlsplit(cfg.base_url).path if cfg else ""
+    print(f"simulating {args.library} on http://{args.host}:{server.server_port}{path}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.sandbox:
+        sys.stdout.write(sandbox_toml())
+        return 0
+    try:
+        cfg = load_config(args.check)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"{cfg.source}: OK, {len(cfg.libraries)} libraries: {', '.join(cfg.libraries)}")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="opacgw", description="OPAC Gateway: one patron API for many libraries")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve the gateway (the embedded sandbox when no --config)")
+    s.add_argument("--config", help=f"TOML configuration (default: ${ENV_CONFIG}, else the sandbox)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--latency", type=int, default=0, metavar="MS", help="sandbox simulators' added latency")
+    s.set_defaults(func=cmd_serve)
+
+    m = sub.add_parser("simulate", help="run one upstream simulator alone")
+    m.add_argument("library")
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=0)
+    m.add_argument("--latency", type=int, default=0, metavar="MS")
+    m.set_defaults(func=cmd_simulate)
+
+    c = sub.add_parser("config", help="print the sandbox configuration, or check a file")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--sandbox", action="store_true", help="print the sandbox configuration as TOML")
+    g.add_argument("--check", metavar="FILE", help="validate a configuration file")
+    c.set_defaults(func=cmd_config)
+
+    k = sub.add_parser("keygen", help="print a new secret key for gateway.secret_key")
+    k.set_defaults(func=cmd_keygen)
+
+    try:
+        sdi = importlib.import_module("gateway.sdi.cli")
+    except ImportError:
+        sdi = None
+    if sdi is not None and hasattr(sdi, "add_subcommand"):
+        sdi.add_subcommand(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Politeness and resilience towards each upstream library.
+
+- a cap on concurrent upstream calls per library (``max_concurrency``): small
+  municipal portals are never hammered, however many patrons call at once;
+- a circuit breaker per library (pybreaker): after ``circuit_failures`` consecutive
+  transport failures the library answers 503 ``upstream_unavailable`` with
+  ``Retry-After`` without being called, then one probe is let through (half-open);
+- maintenance windows: 503 ``upstream_maintenance`` with ``Retry-After``, no call;
+- retries with backoff (tenacity) only for idempotent reads, only on transport failures;
+- a short-lived per-session read cache that every write of that session invalidates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import pybreaker
+from cachetools import TTLCache
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from gateway.config import LibraryConfig
+from gateway.errors import UpstreamMaintenance, UpstreamTimeout, UpstreamUnavailable
+
+T = TypeVar("T")
+
+
+def _not_transport_failure(exc: BaseException) -> bool:
+    return not isinstance(exc, (UpstreamUnavailable, UpstreamTimeout))
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, UpstreamUnavailable) and not isinstance(exc, CircuitOpen)
+
+
+class UpstreamGuard:
+    """Everything that stands between the gateway and one library's system."""
+
+    def __init__(self, library: LibraryConfig, *, failures: int, reset_seconds: float,
+                 read_attempts: int = 2) -> None:
+        self.library = library
+        self.slots = threading.BoundedSemaphore(library.max_concurrency)
+        self.breaker = pybreaker.CircuitBreaker(
+            fail_max=failures,
+            reset_timeout=reset_seconds,
+            exclude=[_not_transport_failure],
+            throw_new_error_on_trip=False,
+            name=library.id,
+        )
+        self.read_attempts = read_attempts
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        return str(self.breaker.current_state)
+
+    def retry_after(self) -> int:
+        opened = self.breaker._state_storage.opened_at  # noqa: SLF001 - pybreaker keeps it there
+        if opened is None:
+            return int(self.breaker.reset_timeout)
+        if hasattr(opened, "timestamp"):
+            opened = opened.timestamp()
+        left = self.breaker.reset_timeout - (time.time() - float(opened))
+        return max(1, int(left + 0.999))
+
+    def check_maintenance(self) -> None:
+        now = self.library.now()
+        window = self.library.maintenance_window_at(now)
+        if window is not None:
+            raise UpstreamMaintenance(
+                f"{self.library.name} is in its maintenance window {window.start}–{window.end} "
+                f"({self.library.timezone})",
+                library=self.library.id,
+                retry_after=window.seconds_left(now),
+            )
+
+    def call(self, fn: Callable[[], T], *, read: bool) -> T:
+        """Run one upstream operation under maintenance, circuit, slot and retry rules."""
+        self.check_maintenance()
+        attempts = self.read_attempts if read else 1
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=0.1, max=1.0),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._once(fn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(self, fn: Callable[[], T]) -> T:
+        try:
+            return self._with_slot(lambda: self.breaker.call(fn))
+        except pybreaker.CircuitBreakerError:
+            raise CircuitOpen(
+                f"{self.library.name} failed repeatedly; not calling it for a while",
+                library=self.library.id,
+                retry_after=self.retry_after(),
+            ) from None
+
+    def _with_slot(self, fn: Callable[[], T]) -> T:
+        if not self.slots.acquire(timeout=self.library.timeout):
+            raise UpstreamTimeout("too many calls waiting for this library", library=self.library.id)
+        with self._count_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return fn()
+        finally:
+            with self._count_lock:
+                self.in_flight -= 1
+            self.slots.release()
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """503 upstream_unavailable without calling: the circuit is open. Never retried."""
+
+
+class ReadCache:
+    """Per-session, per-library read cache with a short TTL; writes invalidate."""
+
+    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+        self.ttl = ttl
+        self._cache: TTLCache[Hashable, Any] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        if self._cache is None:
+            return None
+        with self._lock:
+            return self._cache.get(key)
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self._cache is None:
+            return
+        with self._lock:
+            self._cache[key] = value
+
+    def invalidate(self, token_hash: str, library: str | None = None) -> None:
+        if self._cache is None:
+            return
+        with self._lock:
+            for key in [k for k in self._cache if isinstance(k, tuple) and k[0] == token_hash
+                        and (library is None or k[1] == library)]:
+                self._cache.pop(key, None)

@@ -1,0 +1,240 @@
+"""Gateway sessions: opaque tokens, sliding expiry, encrypted upstream state.
+
+A session token is 32 random bytes (256 bits), given to the client once; the store
+keeps only its SHA-256.  Each account of a session stores the adapter's
+``UpstreamSession`` (cookies, hidden form tokens, the card number) encrypted with
+Fernet.  Passwords are never written anywhere: the ``CredentialVault`` keeps them,
+encrypted, in this process's memory only, for transparent re-login when an
+upstream session expires.  A gateway restarted, or another worker process, cannot
+re-login; the client then gets 401 ``unauthenticated`` and logs in again.
+
+``SessionStore`` is the small interface a Redis store can implement later;
+``SQLiteSessionStore`` is the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from cryptography.fernet import Fernet, InvalidToken
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class StoredAccount:
+    library: str
+    card_hash: str
+    card_number_masked: str
+    upstream: bytes  # Fernet token of the UpstreamSession JSON
+
+
+@dataclass
+class SessionRecord:
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    accounts: list[StoredAccount] = field(default_factory=list)
+
+    def account(self, library: str) -> StoredAccount | None:
+        for a in self.accounts:
+            if a.library == library:
+                return a
+        return None
+
+
+class SessionStore(Protocol):
+    def create(self, record: SessionRecord) -> None: ...
+    def get(self, token_hash: str, now: datetime) -> SessionRecord | None: ...
+    def touch(self, token_hash: str, expires_at: datetime) -> None: ...
+    def update_upstream(self, token_hash: str, library: str, upstream: bytes) -> None: ...
+    def delete(self, token_hash: str) -> None: ...
+    def purge(self, now: datetime) -> int: ...
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).isoformat()
+
+
+class SQLiteSessionStore:
+    """Sessions in SQLite (WAL; one connection per thread)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS sessions (
+                    token_hash TEXT PRIMARY KEY,
+                    created_at TEXT NOT NULL,
+                    expires_at TEXT NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS session_accounts (
+                    token_hash TEXT NOT NULL REFERENCES sessions(token_hash) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    library TEXT NOT NULL,
+                    card_hash TEXT NOT NULL,
+                    card_number_masked TEXT NOT NULL,
+                    upstream BLOB NOT NULL,
+                    PRIMARY KEY (token_hash, library)
+                );
+                CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
+                """
+            )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+        return conn
+
+    def create(self, record: SessionRecord) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?)",
+                (record.token_hash, _iso(record.created_at), _iso(record.expires_at)),
+            )
+            conn.executemany(
+                "INSERT INTO session_accounts VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (record.token_hash, i, a.library, a.card_hash, a.card_number_masked, a.upstream)
+                    for i, a in enumerate(record.accounts)
+                ],
+            )
+
+    def get(self, token_hash: str, now: datetime) -> SessionRecord | None:
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT created_at, expires_at FROM sessions WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        if row is None:
+            return None
+        expires = datetime.fromisoformat(row[1])
+        if expires <= now:
+            self.delete(token_hash)
+            return None
+        accounts = [
+            StoredAccount(lib, ch, masked, bytes(up))
+            for lib, ch, masked, up in conn.execute(
+                "SELECT library, card_hash, card_number_masked, upstream FROM session_accounts "
+                "WHERE token_hash = ? ORDER BY position",
+                (token_hash,),
+            )
+        ]
+        return SessionRecord(token_hash, datetime.fromisoformat(row[0]), expires, accounts)
+
+    def touch(self, token_hash: str, expires_at: datetime) -> None:
+        with self._conn() as conn:
+            conn.execute("UPDATE sessions SET expires_at = ? WHERE token_hash = ?", (_iso(expires_at), token_hash))
+
+    def update_upstream(self, token_hash: str, library: str, upstream: bytes) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE session_accounts SET upstream = ? WHERE token_hash = ? AND library = ?",
+                (upstream, token_hash, library),
+            )
+
+    def delete(self, token_hash: str) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM session_accounts WHERE token_hash = ?", (token_hash,))
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+    def purge(self, now: datetime) -> int:
+        with self._conn() as conn:
+            expired = [r[0] for r in conn.execute("SELECT token_hash FROM sessions WHERE expires_at <= ?", (_iso(now),))]
+            for th in expired:
+                conn.execute("DELETE FROM session_accounts WHERE token_hash = ?", (th,))
+                conn.execute("DELETE FROM sessions WHERE token_hash = ?", (th,))
+        return len(expired)
+
+
+def connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA journal_mode=MEMORY")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Crypto:
+    """Fernet encryption of upstream state, and keyed hashes of card numbers."""
+
+    def __init__(self, key: str | bytes) -> None:
+        self.fernet = Fernet(key)
+        raw = key.encode() if isinstance(key, str) else key
+        self._hash_key = hashlib.sha256(b"opacgw-card-hash:" + raw).digest()
+
+    def seal(self, data: dict[str, Any]) -> bytes:
+        return self.fernet.encrypt(json.dumps(data, separators=(",", ":")).encode())
+
+    def open(self, token: bytes) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.fernet.decrypt(token))
+        except (InvalidToken, ValueError):
+            return None
+
+    def card_hash(self, library: str, card_number: str) -> str:
+        """A keyed hash: card numbers are low-entropy, a plain hash could be brute-forced."""
+        return hmac.new(self._hash_key, f"{library}\x00{card_number}".encode(), hashlib.sha256).hexdigest()
+
+
+class CredentialVault:
+    """Passwords for transparent re-login: encrypted, in memory, never on disk."""
+
+    def __init__(self, crypto: Crypto) -> None:
+        self._crypto = crypto
+        self._lock = threading.Lock()
+        self._data: dict[tuple[str, str], tuple[bytes, float]] = {}
+
+    def put(self, token_hash: str, library: str, password: str, expires: float) -> None:
+        with self._lock:
+            self._data[(token_hash, library)] = (self._crypto.fernet.encrypt(password.encode()), expires)
+
+    def get(self, token_hash: str, library: str) -> str | None:
+        with self._lock:
+            item = self._data.get((token_hash, library))
+        if item is None:
+            return None
+        token, _ = item
+        try:
+            return self._crypto.fernet.decrypt(token).decode()
+        except InvalidToken:
+            return None
+
+    def extend(self, token_hash: str, expires: float) -> None:
+        with self._lock:
+            for key, (tok, _) in list(self._data.items()):
+                if key[0] == token_hash:
+                    self._data[key] = (tok, expires)
+
+    def drop(self, token_hash: str) -> None:
+        with self._lock:
+            for key in [k for k in self._data if k[0] == token_hash]:
+                del self._data[key]
+
+    def purge(self) -> None:
+        now = time.time()
+        with self._lock:
+            for key in [k for k, (_, exp) in self._data.items() if exp < now]:
+                del self._data[key]
+
+
+def expiry(now: datetime, minutes: int) -> datetime:
+    return now + timedelta(minutes=minutes)
