@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _families: dict[str, type[Adapter]] | None = None
+#: family package name → the error that kept it from loading (shown by `opacgw config --check`)
+broken: dict[str, str] = {}
 
 
 def _discover() -> dict[str, type[Adapter]]:
@@ -25,7 +27,12 @@ def _discover() -> dict[str, type[Adapter]]:
     for info in pkgutil.iter_modules(adapters.__path__):
         if not info.ispkg:
             continue
-        module = importlib.import_module(f"adapters.{info.name}")
+        try:
+            module = importlib.import_module(f"adapters.{info.name}")
+        except Exception as exc:  # noqa: BLE001 - one broken family must not take the others down
+            broken[info.name] = f"{type(exc).__name__}: {exc}"
+            log.error("adapter family %s failed to load: %s", info.name, broken[info.name])
+            continue
         for value in vars(module).values():
             if isinstance(value, type) and issubclass(value, Adapter) and value is not Adapter and value.family:
                 if value.family in found and found[value.family] is not value:
