@@ -1,0 +1,229 @@
+"""Reading MARC feeds: ISO 2709 (``marc21``), MARCXML and OAI-PMH ListRecords pages.
+
+Feeds come from library systems we do not control, so reading is permissive in the
+way pymarc's batch reader is, but stricter about isolation: a record that cannot be
+decoded is *skipped and counted* (``FeedStats.malformed``), never fatal, and never
+drags its neighbours down with it.
+
+* ISO 2709 is split on the record terminator (0x1D) before pymarc decodes each
+  chunk, so a wrong record length in one leader cannot desynchronise the rest of
+  the file (pymarc's ``MARCReader`` trusts the leader length).  pymarc picks the
+  character set from leader position 9: ``a`` = UTF-8, blank = MARC-8 (including
+  the EACC set Japanese MARC-8 records use).
+* MARCXML and OAI-PMH are read with lxml (recovering parser, streaming for files)
+  and each ``marc:record`` element is turned into a :class:`pymarc.Record`; a
+  record element missing its leader or with a bad tag or subfield code is skipped.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pymarc
+from lxml import etree
+
+from gateway.sdi.fields import FeedRecord, extract
+
+MARC_NS = "http://www.loc.gov/MARC21/slim"
+OAI_NS = "http://www.openarchives.org/OAI/2.0/"
+RECORD_TERMINATOR = b"\x1d"
+MAX_ERRORS_KEPT = 20
+
+
+class FeedError(Exception):
+    """The feed as a whole cannot be read (HTTP error, OAI-PMH error response)."""
+
+
+@dataclass
+class FeedStats:
+    records: int = 0  # records handed to the matcher
+    malformed: int = 0  # skipped: undecodable, or neither 001 nor ISBN
+    deleted: int = 0  # OAI-PMH headers with status="deleted"
+    errors: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.malformed += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(reason)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"records": self.records, "malformed": self.malformed, "deleted": self.deleted,
+                "errors": list(self.errors)}
+
+
+# ------------------------------------------------------------------ ISO 2709
+def iter_iso2709(data: bytes, stats: FeedStats) -> Iterator[pymarc.Record]:
+    """pymarc Records of an ISO 2709 byte string (UTF-8 or MARC-8 per record)."""
+    chunks = data.split(RECORD_TERMINATOR)
+    last = len(chunks) - 1
+    for number, chunk in enumerate(chunks, start=1):
+        # Some exporters put a newline between records.
+        chunk = chunk.lstrip(b"\r\n")
+        if not chunk:
+            continue
+        if number - 1 == last:
+            stats.skip(f"record {number}: truncated (no record terminator)")
+            continue
+        try:
+            record = pymarc.Record(data=chunk + RECORD_TERMINATOR, to_unicode=True, force_utf8=False,
+                                   hide_utf8_warnings=True, utf8_handling="strict")
+        except Exception as exc:  # pymarc raises a dozen kinds; all mean "skip this one"
+            stats.skip(f"record {number}: {type(exc).__name__}: {exc}"[:200])
+            continue
+        yield record
+
+
+# ------------------------------------------------------------------ MARCXML
+def _text(el: etree._Element | None) -> str:
+    return "" if el is None or el.text is None else el.text
+
+
+def record_from_xml(el: etree._Element) -> pymarc.Record:
+    """One ``marc:record`` element → pymarc Record; ValueError when malformed."""
+    ns = el.tag[: el.tag.index("}") + 1] if el.tag.startswith("{") else ""
+    leader_el = el.find(f"{ns}leader")
+    leader = _text(leader_el)
+    if len(leader) != 24:
+        raise ValueError("leader missing or not 24 characters")
+    record = pymarc.Record(leader=leader)
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue  # comments, processing instructions
+        local = child.tag[len(ns):] if ns and child.tag.startswith(ns) else child.tag
+        if local == "leader":
+            continue
+        tag = child.get("tag", "")
+        if len(tag) != 3 or not tag.isalnum():
+            raise ValueError(f"bad tag {tag!r}")
+        if local == "controlfield":
+            record.add_field(pymarc.Field(tag=tag, data=_text(child)))
+        elif local == "datafield":
+            subfields = []
+            for sub in child:
+                if not isinstance(sub.tag, str):
+                    continue
+                code = sub.get("code", "")
+                if len(code) != 1:
+                    raise ValueError(f"field {tag}: bad subfield code {code!r}")
+                subfields.append(pymarc.Subfield(code, _text(sub)))
+            ind1 = (child.get("ind1") or " ")[:1]
+            ind2 = (child.get("ind2") or " ")[:1]
+            record.add_field(pymarc.Field(tag=tag, indicators=pymarc.Indicators(ind1, ind2),
+                                          subfields=subfields))
+        else:
+            raise ValueError(f"unexpected element {local!r}")
+    if not record.fields:
+        raise ValueError("no fields")
+    return record
+
+
+def iter_marcxml(source: bytes | io.BufferedIOBase, stats: FeedStats) -> Iterator[pymarc.Record]:
+    """pymarc Records of a MARCXML document (``marc:collection`` or one record)."""
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    number = 0
+    context = etree.iterparse(stream, events=("end",), tag=(f"{{{MARC_NS}}}record", "record"),
+                              recover=True, huge_tree=True, resolve_entities=False, no_network=True)
+    try:
+        for _event, el in context:
+            number += 1
+            try:
+                yield record_from_xml(el)
+            except ValueError as exc:
+                stats.skip(f"record {number}: {exc}")
+            finally:
+                el.clear()
+                while el.getprevious() is not None:
+                    del el.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        stats.skip(f"after record {number}: XML not well-formed: {exc}")
+
+
+# ------------------------------------------------------------------ OAI-PMH
+@dataclass
+class OaiPage:
+    records: list[pymarc.Record]
+    resumption_token: str | None
+    response_date: str | None
+    complete_list_size: int | None = None
+
+
+def parse_oai_page(data: bytes, stats: FeedStats) -> OaiPage:
+    """One ListRecords response.  ``noRecordsMatch`` is an empty page, other
+    OAI-PMH errors raise :class:`FeedError`."""
+    parser = etree.XMLParser(recover=True, huge_tree=True, resolve_entities=False, no_network=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FeedError(f"OAI-PMH response is not XML: {exc}") from None
+    if root is None or root.tag != f"{{{OAI_NS}}}OAI-PMH":
+        raise FeedError("not an OAI-PMH response")
+    date = root.findtext(f"{{{OAI_NS}}}responseDate")
+    error = root.find(f"{{{OAI_NS}}}error")
+    if error is not None:
+        code = error.get("code", "")
+        if code == "noRecordsMatch":
+            return OaiPage([], None, date)
+        raise FeedError(f"OAI-PMH error {code}: {(error.text or '').strip()}")
+    records: list[pymarc.Record] = []
+    lst = root.find(f"{{{OAI_NS}}}ListRecords")
+    if lst is None:
+        raise FeedError("OAI-PMH response without ListRecords")
+    for number, rec in enumerate(lst.iterfind(f"{{{OAI_NS}}}record"), start=1):
+        header = rec.find(f"{{{OAI_NS}}}header")
+        if header is not None and header.get("status") == "deleted":
+            stats.deleted += 1
+            continue
+        marc = rec.find(f"{{{OAI_NS}}}metadata/{{{MARC_NS}}}record")
+        if marc is None:
+            identifier = header.findtext(f"{{{OAI_NS}}}identifier") if header is not None else "?"
+            stats.skip(f"OAI record {identifier}: no marc21 metadata")
+            continue
+        try:
+            records.append(record_from_xml(marc))
+        except ValueError as exc:
+            identifier = header.findtext(f"{{{OAI_NS}}}identifier") if header is not None else number
+            stats.skip(f"OAI record {identifier}: {exc}")
+    token_el = lst.find(f"{{{OAI_NS}}}resumptionToken")
+    token = (token_el.text or "").strip() if token_el is not None else ""
+    size = token_el.get("completeListSize") if token_el is not None else None
+    return OaiPage(records, token or None, date, int(size) if size and size.isdigit() else None)
+
+
+# ------------------------------------------------------------------ common
+def feed_records(records: Iterable[pymarc.Record], stats: FeedStats) -> Iterator[FeedRecord]:
+    """Extract match fields; records without 001 and ISBN are skipped and counted."""
+    for record in records:
+        try:
+            item = extract(record)
+        except Exception as exc:  # a field pymarc accepted but we cannot read
+            stats.skip(f"record: {type(exc).__name__}: {exc}"[:200])
+            continue
+        if item is None:
+            stats.skip("record without 001 and without ISBN")
+            continue
+        stats.records += 1
+        yield item
+
+
+def read_feed_bytes(data: bytes, fmt: str, stats: FeedStats) -> Iterator[FeedRecord]:
+    """Records of a whole feed document in format ``marc21`` or ``marcxml``."""
+    if fmt == "marc21":
+        return feed_records(iter_iso2709(data, stats), stats)
+    if fmt == "marcxml":
+        return feed_records(iter_marcxml(data, stats), stats)
+    if fmt == "oai-pmh":
+        page = parse_oai_page(data, stats)
+        return feed_records(page.records, stats)
+    raise ValueError(f"unknown feed format {fmt!r}")
+
+
+def sniff_format(data: bytes) -> str:
+    """``marcxml`` / ``oai-pmh`` for XML (by root element), else ``marc21``."""
+    head = data[:2048].lstrip()
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:].lstrip()
+    if head.startswith(b"<"):
+        return "oai-pmh" if b"OAI-PMH" in head else "marcxml"
+    return "marc21"

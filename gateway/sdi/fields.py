@@ -1,0 +1,113 @@
+"""Field extraction from MARC 21 bibliographic records for SDI matching.
+
+Which MARC data count as which alert field (issue 7):
+
+* ``title``     — 245 $a $b $n $p
+* ``author``    — 100 / 110 / 111 / 700 / 710 / 711 $a
+* ``subject``   — 600 / 610 / 611 / 630 / 650 / 651 $a $x $y $z $v
+* ``publisher`` — 260 $b and 264 $b
+* ``isbn``      — 020 $a with hyphens dropped
+* ``any``       — every occurrence of all of the above.
+
+One *occurrence* is one MARC field: the listed subfields, in the order they appear
+in the field, joined with one space.  An 880 (alternate graphic representation)
+whose $6 links to one of those tags (``$6 245-01/$1``) is one more occurrence of
+the tag it links to — Japanese records carry the katakana reading of the title,
+author and publisher there.  The record id is 001, else the first ISBN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pymarc
+
+FIELDS: tuple[str, ...] = ("title", "author", "subject", "publisher", "isbn")
+FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
+ANY = len(FIELDS)  # the pseudo-field "any"
+FIELD_INDEX_WITH_ANY: dict[str, int] = {**FIELD_INDEX, "any": ANY}
+
+TITLE, AUTHOR, SUBJECT, PUBLISHER, ISBN = range(len(FIELDS))
+
+# tag → (field index, subfield codes taken)
+TAGS: dict[str, tuple[int, frozenset[str]]] = {
+    "245": (TITLE, frozenset("abnp")),
+    **{t: (AUTHOR, frozenset("a")) for t in ("100", "110", "111", "700", "710", "711")},
+    **{t: (SUBJECT, frozenset("axyzv")) for t in ("600", "610", "611", "630", "650", "651")},
+    "260": (PUBLISHER, frozenset("b")),
+    "264": (PUBLISHER, frozenset("b")),
+    "020": (ISBN, frozenset("a")),
+}
+
+# "Hyphens dropped" from 020 $a: the ASCII hyphen-minus and its look-alikes that
+# cataloguers paste (U+2010 hyphen, U+2011 non-breaking hyphen, U+FF0D full-width).
+_HYPHENS = str.maketrans("", "", "-\u2010\u2011\uff0d")
+_TITLE_TRAILING = " /:;,.="
+
+
+def drop_hyphens(text: str) -> str:
+    return text.translate(_HYPHENS)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecord:
+    """What the matcher needs of one record: id, display title, raw occurrences."""
+
+    id: str
+    title: str
+    # occurrences[FIELD_INDEX[name]] = the raw occurrence texts of that field
+    occurrences: tuple[tuple[str, ...], ...]
+
+    def field(self, name: str) -> tuple[str, ...]:
+        return self.occurrences[FIELD_INDEX[name]]
+
+
+def _linked_tag(field: pymarc.Field) -> str | None:
+    for sub in field.subfields:
+        if sub.code == "6":
+            return sub.value[:3]
+    return None
+
+
+def extract(record: pymarc.Record) -> FeedRecord | None:
+    """The record's occurrences, or None when it has neither 001 nor an ISBN."""
+    occ: list[list[str]] = [[], [], [], [], []]
+    control_001: str | None = None
+    display: str | None = None
+    for field in record.fields:
+        tag = field.tag
+        if tag == "001":
+            if control_001 is None and field.data:
+                control_001 = field.data.strip() or None
+            continue
+        if tag == "880":
+            linked = _linked_tag(field) if not field.is_control_field() else None
+            if linked is None or linked not in TAGS:
+                continue
+            spec = TAGS[linked]
+        else:
+            spec = TAGS.get(tag)  # type: ignore[assignment]
+            if spec is None or field.is_control_field():
+                continue
+        index, codes = spec
+        text = " ".join([s.value for s in field.subfields if s.code in codes])
+        if index == ISBN:
+            text = drop_hyphens(text)
+        elif index == TITLE and tag == "245" and display is None:
+            display = text.rstrip(_TITLE_TRAILING)
+        occ[index].append(text)
+    record_id = control_001
+    if record_id is None:
+        record_id = first_isbn(occ[ISBN])
+    if record_id is None:
+        return None
+    return FeedRecord(record_id, display or "", tuple(tuple(o) for o in occ))
+
+
+def first_isbn(isbn_occurrences: list[str] | tuple[str, ...]) -> str | None:
+    """The first ISBN (its first word: `9784... (pbk.)` → `9784...`)."""
+    for text in isbn_occurrences:
+        words = text.split()
+        if words:
+            return words[0]
+    return None
