@@ -1,0 +1,422 @@
+"""Adapter for NCIP 2.02 circulation responders (consortium hubs, ILS NCIP endpoints).
+
+Upstream: one HTTP endpoint (``base_url`` + ``options.endpoint``) that takes an
+``NCIPMessage`` by POST and answers one.  NCIP is stateless: there is no upstream
+session or cookie.  **Login** is a ``LookupUser`` with two ``AuthenticationInput``
+elements (card number as ``Barcode Id``, password as ``PIN``); the responder answers
+with the patron's ``UserId``, which the ``UpstreamSession`` keeps in ``data``
+(never the password).  Every later call names the patron by that ``UserId``; if the
+responder then says the user is unknown / not authenticated, the adapter raises
+``SessionExpired`` and the gateway logs in again with the password it holds in
+memory.  The system itself may be authenticated by HTTP Basic or a bearer token
+(``options.auth``).
+
+Quirks handled (see ``parse.py``): HTTP status lines before the XML, missing
+namespace prefix or declaration, HTTP error statuses with XML bodies, partial or
+empty Problems, out-of-order elements, several date formats.  Messages sent are
+built in schema order (``messages.py``) and validated against the XSD in tests.
+
+Messages per operation (warm, no retries): login 1 LookupUser; profile 1; loans 1;
+holds 1; renew N loans = 1 LookupUser + N RenewItem; place holds = N RequestItem
+(+1 LookupAgency when the pickup name is not in the configuration, cached);
+cancel hold 1 CancelRequestItem; record / availability 1 LookupItemSet; lending
+request = 1 LookupAgency (cached) + 1 RequestItem; lending list 1 LookupUser;
+lending cancel 1 CancelRequestItem.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from adapters.base import Adapter, UpstreamSession, translate_transport_errors
+from adapters.ncip import messages as M
+from adapters.ncip import parse as P
+from adapters.ncip.xml import fmt_datetime
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    SessionExpired,
+    UpstreamChanged,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from gateway.models import (
+    DueReminder,
+    Email,
+    Hold,
+    HoldRequest,
+    HoldResult,
+    Holding,
+    Loan,
+    Notifications,
+    Problem,
+    Profile,
+    Record,
+    RenewalResult,
+    Toggle,
+    UpstreamLending,
+)
+
+XML_CONTENT_TYPE = "application/xml; charset=utf-8"
+HOLD_REQUEST_TYPE = "Hold"
+LENDING_REQUEST_TYPE = "Loan"
+
+
+class NcipAuth(BaseModel):
+    """HTTP authentication of the gateway at the responder: basic or bearer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["basic", "bearer"] = "basic"
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "NcipAuth":
+        if self.type == "basic" and not (self.user and self.password is not None):
+            raise ValueError("basic auth needs user and password")
+        if self.type == "bearer" and not self.token:
+            raise ValueError("bearer auth needs token")
+        return self
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"NcipAuth(type={self.type!r})"
+
+
+class NcipOptions(BaseModel):
+    """``[libraries.X.options]`` of an ``adapter = "ncip"`` library."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    #: path of the NCIP endpoint below base_url ("" = base_url itself)
+    endpoint: str = ""
+    #: InitiationHeader FromAgencyId (this gateway) and ToAgencyId (the patron's library)
+    from_agency_id: str = "OPACGW"
+    to_agency_id: str
+    auth: NcipAuth | None = None
+    #: AuthenticationInputType values the responder expects
+    card_input_type: str = "Barcode Id"
+    password_input_type: str = "PIN"
+    #: the responder knows cards without the leading zeros the gateway pads them with
+    card_number_unpadded: bool = False
+    #: consortium lending: gateway pickup library id → NCIP agency id
+    pickup_agencies: dict[str, str] = {}
+    #: how long LookupAgency answers (pickup locations) are reused
+    agency_cache_seconds: float = Field(default=600.0, ge=0)
+
+
+class NcipAdapter(Adapter):
+    family = "ncip"
+    description = "NCIP 2.02 circulation responder (XML over HTTP POST)"
+    capabilities = frozenset({
+        "login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel",
+        "availability", "lending_request",
+    })
+
+    def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(library, transport=transport)
+        try:
+            self.options = NcipOptions.model_validate(library.options)
+        except ValidationError as exc:
+            raise ValueError(f"library {library.id!r}: invalid ncip options: {exc}") from None
+        self.header = M.Header(self.options.from_agency_id, self.options.to_agency_id)
+        self._agencies: dict[str, tuple[float, P.Agency]] = {}
+        self._agency_lock = threading.Lock()
+
+    # ------------------------------------------------------------ transport
+    def _headers(self) -> dict[str, str]:
+        h = {"Content-Type": XML_CONTENT_TYPE, "Accept": "application/xml, text/xml"}
+        auth = self.options.auth
+        if auth is not None and auth.type == "bearer":
+            h["Authorization"] = f"Bearer {auth.token}"
+        return h
+
+    def _post(self, message: bytes) -> bytes:
+        """POST one message; the answer's bytes (also of HTTP errors that carry XML)."""
+        auth = self.options.auth
+        basic = (auth.user, auth.password) if auth is not None and auth.type == "basic" else None
+        with self.client() as c:
+            resp = c.post(self.options.endpoint or "", content=message, headers=self._headers(),
+                          **({"auth": basic} if basic else {}))
+        body = resp.content
+        if resp.status_code >= 400 and b"NCIPMessage" not in body:
+            if resp.status_code >= 500:
+                raise UpstreamUnavailable(f"the NCIP responder answered HTTP {resp.status_code}",
+                                          library=self.library.id)
+            raise UpstreamError(f"the NCIP responder answered HTTP {resp.status_code}", library=self.library.id,
+                                http_status=resp.status_code)
+        return body
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def _lib(self) -> str:
+        return self.library.id
+
+    def _today(self) -> date:
+        return self.library.now().date()
+
+    def _card(self, card_number: str) -> str:
+        if self.options.card_number_unpadded:
+            return card_number.lstrip("0") or "0"
+        return card_number
+
+    @staticmethod
+    def _user(session: UpstreamSession) -> tuple[str, str | None]:
+        uid = session.data.get("user_id")
+        if not uid:
+            raise SessionExpired("no NCIP user id in the session")
+        return uid, session.data.get("user_agency")
+
+    def _pickup_names(self) -> dict[str, str]:
+        """NCIP pickup location → branch name as configured (code = the location)."""
+        return {b.code: b.name for b in self.library.branches if b.code}
+
+    def _lookup_user(self, session: UpstreamSession, **kw: Any) -> P.UserInfo:
+        uid, agency = self._user(session)
+        raw = self._post(M.lookup_user(self.header, uid, agency, **kw))
+        return P.parse_lookup_user(raw, library=self._lib, tz=self.library.tz, today=self._today(),
+                                   pickup_names=self._pickup_names())
+
+    def agency(self, agency_id: str) -> P.Agency:
+        """LookupAgency, cached for ``agency_cache_seconds``."""
+        now = time.monotonic()
+        with self._agency_lock:
+            hit = self._agencies.get(agency_id)
+            if hit and now - hit[0] < self.options.agency_cache_seconds:
+                return hit[1]
+        raw = self._post(M.lookup_agency(self.header, agency_id))
+        ag = P.parse_lookup_agency(raw, library=self._lib)
+        with self._agency_lock:
+            self._agencies[agency_id] = (now, ag)
+        return ag
+
+    def _pickup_location(self, value: str | None, agency_id: str | None = None) -> str | None:
+        """A branch id/name of the API → the NCIP PickupLocation value."""
+        if not value:
+            return None
+        agency_id = agency_id or self.options.to_agency_id
+        if agency_id == self.options.to_agency_id:
+            b = self.library.branch_by_name_or_id(value)
+            if b is not None:
+                return b.code or b.name
+        locations = self.agency(agency_id).locations
+        for loc in locations:
+            if value == loc or value.casefold() == loc.casefold():
+                return loc
+        raise InvalidRequest(f"unknown pickup branch {value!r} at {agency_id}", library=self._lib,
+                             errors=[{"field": "pickup_branch", "message": f"one of {', '.join(locations)}"}])
+
+    # ------------------------------------------------------------ sessions
+    @translate_transport_errors
+    def login(self, card_number: str, password: str) -> UpstreamSession:
+        msg = M.lookup_user_login(self.header, self._card(card_number), password,
+                                  card_type=self.options.card_input_type,
+                                  password_type=self.options.password_input_type)
+        raw = self._post(msg)
+        info = P.parse_lookup_user(raw, library=self._lib, tz=self.library.tz, today=self._today(), context="login")
+        return UpstreamSession(card_number=card_number, data={"user_id": info.user_id, "user_agency": info.agency})
+
+    # ------------------------------------------------------------ patron
+    @translate_transport_errors
+    def profile(self, session: UpstreamSession) -> Profile:
+        from mappers.cards import mask_card_number
+
+        info = self._lookup_user(session, elements=M.USER_ELEMENTS_PROFILE)
+        expires = info.valid_to if info.valid_to and info.valid_to.year < 9999 else None
+        return Profile(
+            card_number_masked=mask_card_number(session.card_number),
+            name=info.name,
+            emails=[Email(address=e) for e in info.emails],
+            notifications=Notifications(
+                # NCIP carries no notice preferences: the library sends hold notices to the
+                # Notice address when there is one, and no due-date reminders.
+                due_reminder=DueReminder(enabled=False, days_before=1),
+                hold_ready=Toggle(enabled=bool(info.emails)),
+                checkout=None,
+                registration=Toggle(enabled=False),
+            ),
+            contact_method="メール" if info.emails else None,
+            card_expires_on=expires,
+        )
+
+    @translate_transport_errors
+    def loans(self, session: UpstreamSession) -> list[Loan]:
+        return self._lookup_user(session, elements=("Block Or Trap",), loans=True).loans
+
+    @translate_transport_errors
+    def renew(self, session: UpstreamSession, loan_ids: list[str] | None) -> list[RenewalResult]:
+        current = {loan.id: loan for loan in self.loans(session)}
+        if loan_ids is None:
+            loan_ids = [lid for lid, loan in current.items() if loan.renewable]
+        uid, uagency = self._user(session)
+        results = []
+        for lid in loan_ids:
+            loan = current.get(lid)
+            if loan is None:
+                err: GatewayError = NotFound(f"no loan {lid}", library=self._lib)
+                results.append(RenewalResult(loan_id=lid, ok=False, error=Problem(**err.to_problem())))
+                continue
+            agency, item = P.decode_id(lid)
+            msg = M.renew_item(self.header, uid, uagency, item, agency)
+            try:
+                raw = self._post(msg)
+                r = P.parse_renew_item(raw, library=self._lib, tz=self.library.tz)
+            except httpx.TimeoutException:
+                # Never repeat a write blindly: re-read and see whether the due date moved.
+                results.append(self._renewal_after_timeout(session, loan))
+                continue
+            except GatewayError as e:
+                results.append(RenewalResult(loan_id=lid, ok=False, error=Problem(**e.with_library(self._lib).to_problem())))
+                continue
+            if r.item_id != item:
+                raise UpstreamChanged(f"renewed item {r.item_id}, asked for {item}", library=self._lib)
+            due = r.due_on or loan.due_on
+            results.append(RenewalResult(loan_id=lid, ok=True, loan=loan.model_copy(update={
+                "due_on": due, "overdue": due < self._today(),
+                "times_renewed": r.renewal_count if r.renewal_count is not None else (loan.times_renewed or 0) + 1,
+            })))
+        return results
+
+    def _renewal_after_timeout(self, session: UpstreamSession, before: Loan) -> RenewalResult:
+        from gateway.errors import UpstreamTimeout
+
+        try:
+            after = {loan.id: loan for loan in self.loans(session)}.get(before.id)
+        except Exception:  # noqa: BLE001 - the re-read itself failed: report the timeout
+            after = None
+        if after is not None and after.due_on > before.due_on:
+            return RenewalResult(loan_id=before.id, ok=True, loan=after)
+        err = UpstreamTimeout("no answer to the renewal; the loan is unchanged", library=self._lib)
+        return RenewalResult(loan_id=before.id, ok=False, error=Problem(**err.to_problem()))
+
+    @translate_transport_errors
+    def holds(self, session: UpstreamSession) -> list[Hold]:
+        return self._lookup_user(session, requests=True).holds
+
+    @translate_transport_errors
+    def place_holds(self, session: UpstreamSession, request: HoldRequest) -> list[HoldResult]:
+        uid, uagency = self._user(session)
+        pickup = self._pickup_location(request.pickup_branch)
+        need_before = fmt_datetime(request.expires_on, self.library.tz) if request.expires_on else None
+        results = []
+        for rid in request.record_ids:
+            msg = M.request_item(self.header, uid, uagency, record_id=rid, request_type=HOLD_REQUEST_TYPE,
+                                 pickup_location=pickup, need_before=need_before)
+            try:
+                raw = self._post(msg)
+                r = P.parse_request_item(raw, library=self._lib)
+            except httpx.TimeoutException:
+                results.append(self._hold_after_timeout(session, rid))
+                continue
+            except GatewayError as e:
+                results.append(HoldResult(record_id=rid, ok=False, error=Problem(**e.with_library(self._lib).to_problem())))
+                continue
+            status = P.HOLD_STATUS.get(P._norm(r.status), "waiting")
+            names = self._pickup_names()
+            results.append(HoldResult(record_id=rid, ok=True, hold=Hold(
+                id=r.opaque_id, library=self._lib, record_id=r.record_id or rid, title=r.title or "",
+                author=r.author, status=status,  # type: ignore[arg-type]
+                position=r.position, pickup_branch=names.get(pickup, pickup) if pickup else None,
+                placed_on=self._today(), expires_on=request.expires_on,
+            )))
+        return results
+
+    def _hold_after_timeout(self, session: UpstreamSession, record_id: str) -> HoldResult:
+        from gateway.errors import UpstreamTimeout
+
+        try:
+            found = [h for h in self.holds(session) if h.record_id == record_id and h.status != "cancelled"]
+        except Exception:  # noqa: BLE001
+            found = []
+        if found:
+            return HoldResult(record_id=record_id, ok=True, hold=found[-1])
+        err = UpstreamTimeout("no answer to the hold request; no hold was found afterwards", library=self._lib)
+        return HoldResult(record_id=record_id, ok=False, error=Problem(**err.to_problem()))
+
+    @translate_transport_errors
+    def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:
+        self._cancel(session, hold_id, HOLD_REQUEST_TYPE)
+
+    def _cancel(self, session: UpstreamSession, opaque: str, request_type: str) -> None:
+        uid, uagency = self._user(session)
+        try:
+            agency, value, kind = P.parse_hold_id(opaque)
+        except ValueError:
+            raise NotFound(f"no request {opaque}", library=self._lib) from None
+        if kind == "request":
+            msg = M.cancel_request_item(self.header, uid, uagency, request_id=value, request_agency=agency,
+                                        request_type=request_type)
+        else:
+            msg = M.cancel_request_item(self.header, uid, uagency, item_id=value, item_agency=agency,
+                                        request_type=request_type)
+        P.parse_cancel_request_item(self._post(msg), library=self._lib)
+
+    # ------------------------------------------------------------ catalog
+    @translate_transport_errors
+    def record(self, record_id: str) -> Record:
+        raw = self._post(M.lookup_item_set(self.header, record_ids=[record_id]))
+        records = P.parse_lookup_item_set(raw, library=self._lib, tz=self.library.tz)
+        if not records:
+            raise NotFound(f"no record {record_id}", library=self._lib)
+        return records[0]
+
+    @translate_transport_errors
+    def availability(self, isbn: str) -> list[Holding]:
+        raw = self._post(M.lookup_item_set(self.header, isbns=[isbn.replace("-", "")]))
+        try:
+            records = P.parse_lookup_item_set(raw, library=self._lib, tz=self.library.tz)
+        except NotFound:
+            return []  # the library holds no copy: an answer, not an error
+        return [h for rec in records for h in rec.holdings]
+
+    # ------------------------------------------------------------ consortium lending
+    def _pickup_agency(self, pickup_library: str) -> str:
+        agency = self.options.pickup_agencies.get(pickup_library)
+        if agency:
+            return agency
+        for key, value in self.options.pickup_agencies.items():
+            if pickup_library.casefold() in (key.casefold(), value.casefold()):
+                return value
+        return pickup_library.upper()  # an NCIP agency id given directly (e.g. "FFL")
+
+    @translate_transport_errors
+    def create_lending_request(self, session: UpstreamSession, record_id: str, pickup_library: str,
+                               pickup_branch: str | None) -> UpstreamLending:
+        uid, uagency = self._user(session)
+        agency_id = self._pickup_agency(pickup_library)
+        try:
+            ag = self.agency(agency_id)
+        except UpstreamError as exc:
+            if str(exc.extra.get("ProblemType", "")).lower() != "unknown agency":
+                raise
+            raise InvalidRequest(f"unknown pickup library {pickup_library!r}", library=self._lib,
+                                 errors=[{"field": "pickup_library", "message": "not an agency of the consortium"}]) from None
+        if pickup_branch:
+            location = self._pickup_location(pickup_branch, agency_id)
+        elif ag.locations:
+            location = ag.locations[0]
+        else:
+            location = ag.agency_id
+        msg = M.request_item(self.header, uid, uagency, record_id=record_id, record_agency=self.options.to_agency_id,
+                             request_type=LENDING_REQUEST_TYPE, pickup_location=location)
+        r = P.parse_request_item(self._post(msg), library=self._lib)
+        status = P.LENDING_STATUS.get(P._norm(r.status), "requested")
+        return UpstreamLending(upstream_id=r.opaque_id, status=status, title=r.title or "",  # type: ignore[arg-type]
+                               record_id=r.record_id or record_id,
+                               extra={"pickup_agency": agency_id, "pickup_location": location,
+                                      "upstream_status": r.status})
+
+    @translate_transport_errors
+    def lending_requests(self, session: UpstreamSession) -> list[UpstreamLending]:
+        return self._lookup_user(session, requests=True).lendings
+
+    @translate_transport_errors
+    def cancel_lending_request(self, session: UpstreamSession, upstream_id: str) -> None:
+        self._cancel(session, upstream_id, LENDING_REQUEST_TYPE)
+
