@@ -1,0 +1,41 @@
+"""``POST /v1/libraries/{library}/password-registrations``: first password for a card.
+
+Libraries such as 山口県立山口図書館 issue cards without a password; the patron
+registers one with the card number and birth date.  The library's password policy
+is checked here, before any upstream call, so a bad password never costs a round
+trip (the simulated portal enforces it again).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+
+from gateway.errors import NotSupported, PasswordPolicyViolation
+from gateway.http import body, json_response, spec
+from gateway.models import PasswordRegistration
+from gateway.policy import check_password
+from gateway.runtime import gw, mask, normalize_card
+
+bp = Blueprint("registration", __name__)
+CAPABILITY = "password_register"
+
+
+@bp.post("/v1/libraries/<library>/password-registrations")
+@spec(body=PasswordRegistration, status=201, auth="client",
+      summary="Register the first password of a card (card number + birth date)")
+def register(library: str) -> Response:
+    lib = gw().library(library)
+    if CAPABILITY not in gw().adapter(library).capabilities:
+        raise NotSupported(f"{lib.name} does not register passwords through its system",
+                           library=library, capability=CAPABILITY)
+    reg = body(PasswordRegistration)
+    violations = check_password(lib.password_policy, reg.new_password)
+    if violations:
+        p = lib.password_policy
+        raise PasswordPolicyViolation(
+            f"{lib.name} needs {p.min_length}–{p.max_length} characters ({p.charset})",
+            library=library, violations=violations,
+        )
+    card = normalize_card(lib, reg.card_number)
+    gw().public_call(library, CAPABILITY, "register_password", card, reg.birth_date, reg.new_password, write=True)
+    return json_response({"library": library, "card_number_masked": mask(card), "registered": True}, status=201)
