@@ -1,0 +1,122 @@
+"""End to end, as a new user would: `opacgw serve` with no configuration, then HTTP.
+
+Starts the real command in a subprocess (the sandbox simulators on their fixed loopback
+ports, the gateway on a free one) and walks the README's first steps through httpx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.config import sandbox_config
+
+pytestmark = pytest.mark.e2e
+
+KUMAMOTO = ("kumamoto-city", "0000002377570", "0808")
+KAGOSHIMA = ("kagoshima-pref", "9999999999", "20211030")
+
+
+def _busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    cfg = sandbox_config()
+    ports = [int(lib.base_url.split(":")[2].split("/")[0]) for lib in cfg.libraries.values()]
+    ports += list(cfg.gateway.sandbox_services.values())
+    if any(_busy(p) for p in ports):
+        pytest.skip("a sandbox simulator port is already in use on this machine")
+    cwd = tmp_path_factory.mktemp("serve")
+    port = _free_port()
+    out, err = cwd / "stdout.txt", cwd / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPACGW_")}
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
+                                cwd=cwd, stdout=fo, stderr=fe, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("opacgw serve did not come up: " + err.read_text())
+        yield base, out, err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _login(base: str, library: str, card: str, password: str) -> httpx.Response:
+    return httpx.post(base + "/v1/sessions", json={"library": library, "card_number": card, "password": password},
+                      timeout=30)
+
+
+def test_banner_lists_demo_accounts(served) -> None:
+    base, out, _ = served
+    text = out.read_text()
+    assert "0000002377570" in text and "curl" in text
+
+
+@pytest.mark.parametrize("typed", ["2377570", "0000-0023-77570", "０００００００２３７７５７０", "A0000002377570B",
+                                   "0000 0023 77570"])
+def test_card_typed_many_ways(served, typed: str) -> None:
+    base, _, _ = served
+    r = _login(base, "kumamoto-city", typed, "0808")
+    assert r.status_code == 201, r.text
+    assert r.json()["accounts"][0]["card_number_masked"].endswith("7570")
+
+
+def test_loans_and_errors(served) -> None:
+    base, _, err = served
+    r = _login(base, "kumamoto-city", "00000023775701", "0808")
+    assert r.status_code == 422 and r.json()["code"] == "card_number_invalid"
+    r = _login(base, *KUMAMOTO[:2], "9999")
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    r = _login(base, "niigata-city", "0300000000", "12345678")
+    assert r.status_code == 409 and r.json()["code"] == "password_change_required"
+    r = _login(base, "atlantis", "1", "x")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    r = httpx.post(base + "/v1/sessions", content=b"{oops", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "invalid_request"
+    assert httpx.get(base + "/v1/libraries/kumamoto-city/loans").json()["code"] == "unauthenticated"
+
+    token = _login(base, *KUMAMOTO).json()["token"]
+    h = {"Authorization": f"Bearer {token}"}
+    loans = httpx.get(base + "/v1/libraries/kumamoto-city/loans", headers=h, timeout=30)
+    assert loans.status_code == 200, loans.text
+    items = loans.json()["loans"]
+    assert items and all(len(l["due_on"]) == 10 for l in items)
+    r = httpx.get(base + "/v1/libraries/kagoshima-pref/loans", headers=h)
+    assert r.status_code == 403 and r.json()["code"] == "library_not_in_session"
+
+    both = httpx.post(base + "/v1/sessions", json={"accounts": [
+        dict(zip(("library", "card_number", "password"), KUMAMOTO)),
+        dict(zip(("library", "card_number", "password"), KAGOSHIMA))]}, timeout=30).json()
+    merged = httpx.get(base + "/v1/loans", headers={"Authorization": f"Bearer {both['token']}"}, timeout=30).json()
+    assert {l["library"] for l in merged["loans"]} == {"kumamoto-city", "kagoshima-pref"}
+    assert all(s["ok"] for s in merged["sources"])
+
+    log = err.read_text()
+    for secret in ("0808", "20211030", "0000002377570", "9999999999", token, both["token"]):
+        assert secret not in log
