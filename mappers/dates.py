@@ -33,6 +33,9 @@ _COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _ERA = re.compile(
     r"^(令和|平成|昭和|大正|明治|[RHSTMrhstm])\s*(\d{1,2}|元)\s*[/\-.年]\s*(\d{1,2})\s*[/\-.月]\s*(\d{1,2})\s*日?$"
 )
+# A time printed after the date ("2026/12/01 10:30", "2026-12-01T10:30:00") is dropped;
+# with a UTC offset the calendar day depends on the zone, so that is not accepted here.
+_TIME = re.compile(r"(?:\s+|T)\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
 _NO_EXPIRY = {date(9999, 12, 31)}
 
 
@@ -40,6 +43,8 @@ def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).strip()
     text = _WEEKDAY.sub("", text)
     text = _WEEKDAY_BARE.sub("", text)
+    text = _TIME.sub("", text.strip())
+    text = _WEEKDAY.sub("", text)  # "2026/12/01(火) 10:30"
     return text.strip()
 
 

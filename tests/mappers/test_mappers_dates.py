@@ -33,6 +33,9 @@ OK = [
     ("yamaguchi-pref", "20261201", date(2026, 12, 1)),
     ("kumamoto-city", "2026/12/01 火曜日", date(2026, 12, 1)),
     ("kagoshima-pref", "2028/02/29", date(2028, 2, 29)),
+    ("kumamoto-city", "2026/12/01 10:30", date(2026, 12, 1)),  # 予約日時 with a time
+    ("kumamoto-city", "2026/12/01(火) 10:30", date(2026, 12, 1)),
+    ("yamaguchi-pref", "2026-12-01T10:30:00", date(2026, 12, 1)),
 ]
 
 # (library, printed)
@@ -46,6 +49,8 @@ BAD = [
     ("niigata-city", "令和1年4月30日"),  # Reiwa began on 2019-05-01
     ("yamaguchi-pref", "X8.12.01"),
     ("yamaguchi-pref", "2027/02/29"),
+    ("yamaguchi-pref", "2026-12-01T10:30:00+09:00"),  # the day depends on the zone
+    ("kumamoto-city", "10:30"),
 ]
 
 
