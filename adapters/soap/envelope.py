@@ -131,4 +131,27 @@ def parse_response(client: zeep.Client, operation: str, content: bytes) -> dict[
     plain = serialize_object(value, dict)
     if not isinstance(plain, dict):
         raise UpstreamChanged(f"{operation}: the answer is not a structure")
-    return plain
+    return Answer(plain, present=frozenset(_element_paths(elem)))
+
+
+class Answer(dict):  # type: ignore[type-arg]
+    """A response element as a dict, remembering which elements were present.
+
+    zeep gives None both for an absent element and for an empty one (``<checkoutList/>``);
+    ``present`` tells them apart, so an empty list wrapper is zero items, not drift.
+    """
+
+    def __init__(self, data: dict[str, Any], present: frozenset[str] = frozenset()) -> None:
+        super().__init__(data)
+        self.present = present
+
+
+def _element_paths(elem: etree._Element, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for child in elem:
+        if not isinstance(child.tag, str):
+            continue
+        path = prefix + etree.QName(child).localname
+        out.append(path)
+        out.extend(_element_paths(child, path + "."))
+    return out

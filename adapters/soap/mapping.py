@@ -247,8 +247,11 @@ def get_list(data: Any, path: str) -> list[Any]:
     """A repeated element.  The wrapper must be present; zero items is a real empty list."""
     value = get_path(data, path)
     if value is None:
-        # The wrapper element is there but empty, zeep gives [] — None means the
-        # path does not lead to a repeated element at all.
+        # zeep gives None for an empty wrapper (<checkoutList/>) and for a missing one;
+        # only the first is a real empty list.
+        wrapper = path.rpartition(".")[0]
+        if wrapper and wrapper in getattr(data, "present", ()):
+            return []
         raise UpstreamChanged(f"the answer has no list at {path!r}")
     if isinstance(value, list):
         return value
