@@ -414,7 +414,24 @@ class NcipAdapter(Adapter):
 
     @translate_transport_errors
     def lending_requests(self, session: UpstreamSession) -> list[UpstreamLending]:
-        return self._lookup_user(session, requests=True).lendings
+        out = []
+        for up in self._lookup_user(session, requests=True).lendings:
+            lib = self._pickup_library_of(up.extra.get("pickup_location"))
+            out.append(up.model_copy(update={"extra": {**up.extra, "pickup_library": lib}}) if lib else up)
+        return out
+
+    def _pickup_library_of(self, location: str | None) -> str | None:
+        """The gateway pickup library whose agency has this pickup location (LookupAgency, cached)."""
+        if not location:
+            return None
+        for lib_id, agency_id in self.options.pickup_agencies.items():
+            try:
+                ag = self.agency(agency_id)
+            except GatewayError:
+                continue
+            if location in ag.locations or location == ag.agency_id:
+                return lib_id
+        return None
 
     @translate_transport_errors
     def cancel_lending_request(self, session: UpstreamSession, upstream_id: str) -> None:

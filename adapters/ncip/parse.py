@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -378,6 +378,17 @@ def parse_hold_id(opaque: str) -> tuple[str | None, str, str]:
     return agency, value, "request"
 
 
+def _instant(value: str | None) -> str | None:
+    """An ISO 8601 instant with offset, or None (for the gateway's lending history)."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.isoformat() if dt.tzinfo else None
+
+
 def parse_requested_item(el: etree._Element, *, library: str, tz: ZoneInfo,
                          pickup_names: dict[str, str] | None = None) -> Hold | UpstreamLending:
     value, agency, kind = _request_ref(el)
@@ -388,7 +399,8 @@ def parse_requested_item(el: etree._Element, *, library: str, tz: ZoneInfo,
     pickup = text(el, "PickupLocation")
     if rtype in LENDING_REQUEST_TYPES:
         status = LENDING_STATUS.get(_norm(status_word))
-        extra: dict[str, Any] = {"pickup_location": pickup, "upstream_status": status_word}
+        extra: dict[str, Any] = {"pickup_location": pickup, "upstream_status": status_word,
+                                 "requested_at": _instant(text(el, "DatePlaced"))}
         if status is None:
             status = "requested"
             extra["unmapped_status"] = True
