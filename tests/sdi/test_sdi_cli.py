@@ -1,0 +1,107 @@
+"""``opacgw sdi match`` and ``opacgw sdi run``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.feeds import acquired, create_app
+from fixtures.feeds.marcgen import catalog_fields, encode_iso2709, malformed_iso2709
+from fixtures.feeds.sample import catalog_records
+from fixtures.registry import serve_app
+from gateway.models import AlertCondition, AlertCreate
+from gateway.sdi import cli
+from gateway.sdi.reference import reference_matches
+from gateway.sdi.store import AlertStore
+from tests.sdi.helpers import alert, pymarc_records
+
+ALERTS = [alert("santa", ("title", "contains", "サンタクロース"), max_results=100),
+          alert("kana", ("title", "contains", "さんたくろーす"), ("subject", "not_contains", "クリスマス"),
+                max_results=100),
+          alert("off", ("any", "contains", "の"), active=False),
+          alert("few", ("any", "contains", "の"), max_results=3)]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    records = catalog_records()
+    half = len(records) // 2
+    one = tmp_path / "one.mrc"
+    one.write_bytes(b"".join(encode_iso2709(catalog_fields(r)) for r in records[:half]) + malformed_iso2709()[1])
+    two = tmp_path / "two.mrc"
+    two.write_bytes(b"".join(encode_iso2709(catalog_fields(r)) for r in records[half:]))
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(json.dumps(ALERTS, ensure_ascii=False), encoding="utf-8")
+    return one, two, alerts
+
+
+def test_match_prints_exactly_the_reference_matches(files: Any, capsys: Any) -> None:
+    one, two, alerts = files
+    assert cli.main(["match", "--feed", str(one), "--feed", str(two), "--alerts", str(alerts)]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    want = reference_matches(pymarc_records(one.read_bytes() + two.read_bytes()), ALERTS)
+    assert lines == [{"alert_id": m.alert_id, "record_id": m.record_id, "title": m.title} for m in want]
+    assert {"santa", "kana", "few"} <= {l["alert_id"] for l in lines}
+    assert sum(l["alert_id"] == "few" for l in lines) == 3
+    assert "1 malformed skipped" in err
+
+
+def test_match_rejects_an_alert_without_conditions(tmp_path: Path, files: Any) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": "x", "conditions": []}]))
+    with pytest.raises(SystemExit, match="conditions"):
+        cli.main(["match", "--feed", str(files[0]), "--alerts", str(bad)])
+
+
+def test_opacgw_sdi_match_subprocess(files: Any) -> None:
+    one, _two, alerts = files
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", "sdi", "match", "--feed", str(one),
+                           "--alerts", str(alerts)], capture_output=True, text=True, timeout=60, check=True)
+    first = json.loads(proc.stdout.splitlines()[0])
+    assert set(first) == {"alert_id", "record_id", "title"}
+
+
+def test_run_harvests_configured_feeds_and_stores_matches(tmp_path: Path, capsys: Any) -> None:
+    server = serve_app(create_app("feeds"), port=0, name="feeds")
+    try:
+        db = tmp_path / "gw.sqlite3"
+        config = tmp_path / "gw.toml"
+        config.write_text(f"""
+[gateway]
+database = "{db}"
+
+[libraries.ncip-consortium]
+name = "NCIP"
+adapter = "ncip"
+base_url = "http://127.0.0.1:9/ncip"
+feed = {{ url = "{server.url}/feeds/ncip-consortium/new.mrc", format = "marc21" }}
+
+[libraries.soap-demo]
+name = "SOAP"
+adapter = "soap"
+base_url = "http://127.0.0.1:9/soap"
+feed = {{ url = "{server.url}/feeds/soap-demo/oai", format = "oai-pmh" }}
+""", encoding="utf-8")
+        store = AlertStore(sqlite3.connect(db))
+        made = store.create("ncip-consortium", "hash-1", AlertCreate(
+            name="サンタ", conditions=[AlertCondition(field="title", value="サンタクロース")], max_results=50))
+        assert cli.main(["run", "--config", str(config), "--quiet"]) == 0
+        reports = {r["library"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+        assert reports["soap-demo"]["skipped"] == "no active gateway alerts"
+        ncip = reports["ncip-consortium"]
+        assert ncip["malformed"] == 4 and ncip["records"] == len(acquired("ncip-consortium"))
+        stored = [m.record_id for m in AlertStore(sqlite3.connect(db)).matches(made.id)]
+        want = [r.id for r in acquired("ncip-consortium") if "サンタクロース" in r.title][:50]
+        assert stored == want and stored
+        # a second run reports nothing new
+        assert cli.main(["run", "--config", str(config), "--library", "ncip-consortium", "--quiet"]) == 0
+        assert json.loads(capsys.readouterr().out)["matches"] == 0
+    finally:
+        server.stop()
