@@ -93,7 +93,7 @@ def test_banner_lists_demo_accounts(served) -> None:
     assert "0000002377570" in text and "curl" in text
 
 
-@pytest.mark.parametrize("typed", ["2377570", "0000-0023-77570", "０００００００２３７７５７０", "A0000002377570B",
+@pytest.mark.parametrize("typed", ["2377570", "0000-0023-77570", "０００００２３７７５７０", "２３７７５７０", "A0000002377570B",
                                    "0000 0023 77570"])
 def test_card_typed_many_ways(served, typed: str) -> None:
     base, _, _ = served
