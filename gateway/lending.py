@@ -50,6 +50,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
     "unfilled": frozenset(),
 }
+MAIN_LINE: tuple[str, ...] = STATUSES[:7]
 #: a patron may cancel only before the item is shipped
 CANCELLABLE: frozenset[str] = frozenset({"requested", "accepted"})
 TERMINAL: frozenset[str] = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
@@ -72,6 +73,12 @@ def path(current: str, target: str) -> list[str]:
         raise IllegalTransition(f"unknown status {current!r} or {target!r}")
     if current == target:
         return []
+    if target in TRANSITIONS[current]:
+        return [target]
+    # a jump along the main line is the usual story (an upstream polled late); prefer it
+    # over the shorter "never collected" detour ready_for_pickup → returned
+    if current in MAIN_LINE and target in MAIN_LINE and MAIN_LINE.index(current) < MAIN_LINE.index(target):
+        return list(MAIN_LINE[MAIN_LINE.index(current) + 1 : MAIN_LINE.index(target) + 1])
     prev: dict[str, str] = {current: ""}
     queue = deque([current])
     while queue:

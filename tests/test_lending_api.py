@@ -24,11 +24,18 @@ HANAKO = ("1000000002", "Suou-Hanako2026")
 TARO = "1000000001"
 
 
-@pytest.fixture
-def simulator() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def shared_simulator() -> Iterator[Any]:
     server = serve_app(create_simulator(LIB), name="wo")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def simulator(shared_simulator: Any) -> Any:
+    """The module's simulator, reset to its seed state (stopping a server costs 0.5 s)."""
+    httpx.post(shared_simulator.url + "/wo/_admin/reset").raise_for_status()
+    return shared_simulator
 
 
 def wo_config(tmp_path: Path, base_url: str) -> GatewayConfig:
@@ -222,7 +229,12 @@ def test_pickup_by_japanese_name_and_unfilled(client: Any, simulator: Any) -> No
     assert statuses(body) == ["requested", "unfilled"]
 
 
-def test_list_with_histories_and_stale_when_upstream_down(client: Any, simulator: Any) -> None:
+def test_list_with_histories_and_stale_when_upstream_down(tmp_path: Path) -> None:
+    from gateway.app import create_app
+
+    simulator = serve_app(create_simulator(LIB), name="wo-own")
+    app = create_app(wo_config(tmp_path, simulator.url + "/wo"), secret_key=Fernet.generate_key().decode())
+    client = app.test_client()
     auth = login(client, *HANAKO)
     a = request_for(client, auth, "1000000002").get_json()["id"]
     b = request_for(client, auth, "1000000003", pickup="iwakuni").get_json()["id"]
@@ -238,6 +250,7 @@ def test_list_with_histories_and_stale_when_upstream_down(client: Any, simulator
     assert {r["id"] for r in listed} == {a, b}
     assert all(r["stale"] for r in listed)
     assert {r["id"]: r["status"] for r in listed} == {a: "shipped", b: "requested"}
+    app.extensions["opacgw"].close()
 
 
 def test_requests_are_private_and_need_an_account(client: Any) -> None:
