@@ -21,6 +21,9 @@ HOLDS = [
     ("yamaguchi-pref", "取消", "cancelled"),
     ("kumamoto-city", "\u3000予約中\u3000", "waiting"),  # cell padded with U+3000
     ("kumamoto-city", "[予約中]", "waiting"),
+    ("niigata-city", "受取可", "ready"),
+    ("niigata-city", "連絡済", "ready"),
+    ("yamaguchi-pref", "予約取消", "cancelled"),
 ]
 
 
@@ -64,6 +67,14 @@ def test_holding_status(library: str, word: str, expected: str) -> None:
         ("niigata-city", "既に延長されています。", "already_renewed"),
         ("yamaguchi-pref", "延長回数の上限を超えています", "renewal_limit"),
         ("yamaguchi-pref", "延長できません", "other"),
+        # The exact lines the simulators print after 「理由:」 / in the result table.
+        ("kagoshima-pref", "理由:返却期限を過ぎています。", "overdue"),
+        ("kagoshima-pref", "理由:他の利用者の予約が入っています。", "reserved"),
+        ("kagoshima-pref", "理由:既に延長済です。", "already_renewed"),
+        ("yamaguchi-pref", "延長できません（予約者がいます）", "reserved"),
+        ("yamaguchi-pref", "延長できません（既に延長済です）", "already_renewed"),
+        ("yamaguchi-pref", "延長できません（e-Net貸出の資料は延長回数の上限です）", "renewal_limit"),
+        ("yamaguchi-pref", "延長できません（返却期限を過ぎています）", "overdue"),
         ("yamaguchi-pref", "", "other"),
     ],
 )
