@@ -44,10 +44,11 @@ class NcipSyntaxError(ValueError):
 
 # ------------------------------------------------------------------ schema
 def shared_dir() -> Path | None:
-    """The shared reference material: $OPACGW_SHARED, ../shared next to the project, /work/shared."""
+    """The shared reference material: $OPACGW_SHARED, else ../shared next to the project, else /work/shared."""
+    if os.environ.get(ENV_SHARED):  # explicit: only there (set it to a missing path to test skips)
+        p = Path(os.environ[ENV_SHARED])
+        return p.resolve() if p.is_dir() else None
     candidates = []
-    if os.environ.get(ENV_SHARED):
-        candidates.append(Path(os.environ[ENV_SHARED]))
     candidates.append(Path(__file__).resolve().parents[2] / ".." / "shared")
     candidates.append(Path("/work/shared"))
     for c in candidates:
