@@ -13,7 +13,7 @@ import unicodedata
 
 from mappers import MappingError
 
-__all__ = ["normalize_card_number", "mask_card_number"]
+__all__ = ["mask_card_number", "normalize_card_number"]
 
 # Every dash a patron (or an IME) may type between digit groups.  After NFKC most
 # become U+002D / U+2010..U+2015, but the long vowel mark and the minus sign survive.

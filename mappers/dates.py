@@ -14,7 +14,7 @@ from datetime import date
 
 from mappers import MappingError
 
-__all__ = ["parse_date", "parse_optional_date", "parse_expiry", "ERAS"]
+__all__ = ["ERAS", "parse_date", "parse_expiry", "parse_optional_date"]
 
 # Era name → (first year in the Gregorian calendar, first day of the era).
 ERAS: dict[str, tuple[int, date]] = {

@@ -11,7 +11,7 @@ import unicodedata
 
 from mappers import MappingError
 
-__all__ = ["hold_status", "holding_status", "renewal_reason", "HOLD_WORDS", "HOLDING_WORDS"]
+__all__ = ["HOLDING_WORDS", "HOLD_WORDS", "hold_status", "holding_status", "renewal_reason"]
 
 HOLD_WORDS: dict[str, str] = {
     "申込中": "submitted",
