@@ -25,7 +25,7 @@ from mappers.bibline import parse_bibline
 from mappers.status import holding_status
 
 LIBRARIES = ["kumamoto-city", "kagoshima-pref", "amami", "niigata-city", "yamaguchi-pref",
-             "ncip-consortium", "soap-demo", "soap-second"]
+             "ncip-consortium", "soap-demo", "soap-second", "soap-kita"]
 KATAKANA = re.compile(r"^[\u30a0-\u30ffー A-Za-z0-9;]+$")
 
 
