@@ -49,7 +49,7 @@ SCRUBBED = "********"
 LIB = sandbox_config().libraries["ncip-consortium"]
 
 # Seed facts the scenarios rely on (fixtures/ncip/seed.py).
-CARD, PASSWORD = "0052", "ncip-pass"
+CARD, PASSWORD = "00052", "ncip-pass"
 RENEWABLE, RESERVED, OVERDUE, AT_LIMIT = "CPL.3", "CPL.5", "CPL.7", "CPL.9"
 
 
@@ -144,7 +144,7 @@ def test_login_profile_loans_and_every_renewal_answer(flow: Callable[..., NcipAd
     prof = a.profile(s)
     assert prof.name == "山田 花子"
     assert [e.address for e in prof.emails] == ["hanako@example.jp"]
-    assert prof.card_number_masked.endswith("0052"[-4:]) or set(prof.card_number_masked) == {"*"}
+    assert prof.card_number_masked == "*0052"
 
     loans = {loan.id: loan for loan in a.loans(s)}
     assert set(loans) == {RENEWABLE, RESERVED, OVERDUE, AT_LIMIT}

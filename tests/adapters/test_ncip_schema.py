@@ -77,7 +77,7 @@ def test_every_message_of_a_full_session_is_schema_valid(captured: Any) -> None:
     from datetime import date, timedelta
 
     adapter, sent, received, state = captured
-    s = adapter.login("0052", "ncip-pass")
+    s = adapter.login("00052", "ncip-pass")
     adapter.profile(s)
     loans = adapter.loans(s)
     adapter.renew(s, [loan.id for loan in loans])
