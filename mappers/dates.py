@@ -76,6 +76,8 @@ def parse_date(text: str) -> date:
         result = _make(first_year + era_year - 1, int(m.group(3)), int(m.group(4)), text)
         if result < first_day:
             raise MappingError(f"date before the start of {era}: {text!r}")
+        # No upper bound: cards printed before 2019 say 平成33年 for 2021, and that is
+        # still the date they mean.
         return result
     raise MappingError(f"unrecognised date: {text!r}")
 

@@ -33,6 +33,8 @@ OK = [
     ("yamaguchi-pref", "20261201", date(2026, 12, 1)),
     ("kumamoto-city", "2026/12/01 火曜日", date(2026, 12, 1)),
     ("kagoshima-pref", "2028/02/29", date(2028, 2, 29)),
+    # Cards printed before the 2019 era change carry Heisei years past its end.
+    ("niigata-city", "平成33年3月31日", date(2021, 3, 31)),
     ("kumamoto-city", "2026/12/01 10:30", date(2026, 12, 1)),  # 予約日時 with a time
     ("kumamoto-city", "2026/12/01(火) 10:30", date(2026, 12, 1)),
     ("yamaguchi-pref", "2026-12-01T10:30:00", date(2026, 12, 1)),
