@@ -45,6 +45,8 @@ from adapters.soap.mapping import (
     Context,
     Operation,
     SoapOptions,
+    as_text,
+    build_request,
     get_path,
     map_hold,
     map_holds,
@@ -52,8 +54,6 @@ from adapters.soap.mapping import (
     map_loans,
     map_pickup_locations,
     map_profile,
-    as_text,
-    build_request,
 )
 from gateway.config import ConfigError
 from gateway.errors import (
@@ -89,14 +89,16 @@ def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
     """Every error leaves with this library's id; stray zeep/lxml errors are drift."""
 
     @functools.wraps(fn)
-    def wrapper(self: "SoapAdapter", *a: Any, **kw: Any) -> T:
+    def wrapper(self: SoapAdapter, *a: Any, **kw: Any) -> T:
         try:
             return fn(self, *a, **kw)
         except GatewayError as exc:
             raise exc.with_library(self.library.id)
         except (ZeepError, etree.LxmlError) as exc:
-            raise UpstreamChanged(f"the SOAP answer could not be understood ({type(exc).__name__})",
-                                  library=self.library.id) from exc
+            raise UpstreamChanged(
+                f"the SOAP answer could not be understood ({type(exc).__name__})",
+                library=self.library.id,
+            ) from exc
 
     return wrapper
 
@@ -104,7 +106,7 @@ def _guarded(fn: Callable[..., T]) -> Callable[..., T]:
 class _WsdlTransport(zeep.Transport):
     """zeep's loader over the adapter's httpx pool (counted), or a local file."""
 
-    def __init__(self, adapter: "SoapAdapter") -> None:
+    def __init__(self, adapter: SoapAdapter) -> None:
         super().__init__(cache=None, timeout=adapter.library.timeout)
         self._adapter = adapter
 
@@ -117,7 +119,9 @@ class _WsdlTransport(zeep.Transport):
 
 class SoapAdapter(Adapter):
     family = "soap"
-    capabilities = frozenset({"login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel"})
+    capabilities = frozenset(
+        {"login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel"}
+    )
     description = "SOAP 1.1 circulation service described by a WSDL, mapped by configuration (zeep)"
 
     def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
@@ -125,7 +129,9 @@ class SoapAdapter(Adapter):
         try:
             self.options = SoapOptions.model_validate(library.options)
         except ValidationError as exc:
-            keys = "; ".join(f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+            keys = "; ".join(
+                f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
             raise ConfigError(f"library {library.id!r}: {keys}") from None
         self._zeep_client: zeep.Client | None = None
         self._zeep_lock = threading.Lock()
@@ -145,11 +151,15 @@ class SoapAdapter(Adapter):
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(f"no answer within {self.library.timeout:g} s") from exc
             except httpx.TransportError as exc:
-                raise UpstreamUnavailable(f"cannot reach the library's system ({type(exc).__name__})") from exc
+                raise UpstreamUnavailable(
+                    f"cannot reach the library's system ({type(exc).__name__})"
+                ) from exc
         if resp.status_code >= 500:
             raise UpstreamUnavailable(f"the WSDL could not be fetched (HTTP {resp.status_code})")
         if resp.status_code >= 400:
-            raise UpstreamChanged(f"the WSDL is no longer at its configured address (HTTP {resp.status_code})")
+            raise UpstreamChanged(
+                f"the WSDL is no longer at its configured address (HTTP {resp.status_code})"
+            )
         return resp.content
 
     def wsdl_client(self) -> zeep.Client:
@@ -158,16 +168,23 @@ class SoapAdapter(Adapter):
             if self._zeep_client is None:
                 settings = zeep.Settings(strict=True, forbid_dtd=True, forbid_entities=True)
                 try:
-                    client = zeep.Client(self._url(self.options.wsdl), transport=_WsdlTransport(self),
-                                         settings=settings)
+                    client = zeep.Client(
+                        self._url(self.options.wsdl),
+                        transport=_WsdlTransport(self),
+                        settings=settings,
+                    )
                 except GatewayError:
                     raise
                 except (ZeepError, etree.LxmlError, OSError, ValueError) as exc:
-                    raise UpstreamChanged(f"the WSDL could not be read ({type(exc).__name__}: {exc})") from None
+                    raise UpstreamChanged(
+                        f"the WSDL could not be read ({type(exc).__name__}: {exc})"
+                    ) from None
                 known = set(client.service._binding._operations)
                 for name, op in self.options.operations:
                     if isinstance(op, Operation) and op.operation not in known:
-                        raise UpstreamChanged(f"the WSDL has no operation {op.operation!r} (mapped for {name})")
+                        raise UpstreamChanged(
+                            f"the WSDL has no operation {op.operation!r} (mapped for {name})"
+                        )
                 self._zeep_client = client
             return self._zeep_client
 
@@ -187,7 +204,9 @@ class SoapAdapter(Adapter):
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(f"no answer within {self.library.timeout:g} s") from exc
             except httpx.TransportError as exc:
-                raise UpstreamUnavailable(f"cannot reach the library's system ({type(exc).__name__})") from exc
+                raise UpstreamUnavailable(
+                    f"cannot reach the library's system ({type(exc).__name__})"
+                ) from exc
 
     def call(self, op: Operation, values: dict[str, Any]) -> dict[str, Any]:
         """One SOAP round trip: build, POST, parse; Faults become typed errors."""
@@ -232,27 +251,41 @@ class SoapAdapter(Adapter):
             reason = cfg.reasons.get(raw_reason or "") or renewal_reason(fault.string)
             if reason == "renewable":
                 reason = "other"
-            return NotRenewable("the library refused the renewal", reason=reason, library=lib,
-                                upstream_message=msg)
+            return NotRenewable(
+                "the library refused the renewal", reason=reason, library=lib, upstream_message=msg
+            )
         if api == "not_found":
-            return NotFound("the library does not know this item", library=lib, upstream_message=msg)
+            return NotFound(
+                "the library does not know this item", library=lib, upstream_message=msg
+            )
         if api == "conflict":
             return Conflict("the library refused: conflict", library=lib, upstream_message=msg)
         if api == "account_blocked":
-            return AccountBlocked("the library refuses this action for this patron", library=lib,
-                                  upstream_message=msg)
+            return AccountBlocked(
+                "the library refuses this action for this patron", library=lib, upstream_message=msg
+            )
         if api == "limit_exceeded":
-            return LimitExceeded("the library's limit was reached", library=lib, upstream_message=msg)
+            return LimitExceeded(
+                "the library's limit was reached", library=lib, upstream_message=msg
+            )
         if api == "password_change_required":
             return PasswordChangeRequired(library=lib, upstream_message=msg)
-        return UpstreamError("the library's system answered with a SOAP Fault", library=lib,
-                             faultcode=fault.raw_code or fault.code, faultstring=fault.string,
-                             upstream_message=msg)
+        return UpstreamError(
+            "the library's system answered with a SOAP Fault",
+            library=lib,
+            faultcode=fault.raw_code or fault.code,
+            faultstring=fault.string,
+            upstream_message=msg,
+        )
 
     def _context(self) -> Context:
-        return Context(self.library.id, self.library.tz, self._branch_names(),
-                       {code: word for word, code in self.options.contact_methods.items()},
-                       datetime.now(self.library.tz).date())
+        return Context(
+            self.library.id,
+            self.library.tz,
+            self._branch_names(),
+            {code: word for word, code in self.options.contact_methods.items()},
+            datetime.now(self.library.tz).date(),
+        )
 
     def _branch_names(self) -> dict[str, str]:
         names = {b.code: b.name for b in self.library.branches if b.code}
@@ -300,12 +333,12 @@ class SoapAdapter(Adapter):
     def logout(self, session: UpstreamSession) -> None:
         op = self.options.operations.logout
         if op is None or not session.data.get("session"):
-            return None
+            return
         try:
             self.call(op, self._values(session))
         except (GatewayError, SessionExpired) as exc:  # best effort, never retried
             log.info("soap logout failed at %s: %s", self.library.id, type(exc).__name__)
-        return None
+        return
 
     # ------------------------------------------------------------ patron
     @_guarded
@@ -334,7 +367,9 @@ class SoapAdapter(Adapter):
         results: list[RenewalResult] = []
         for loan_id in targets:
             if loan_id not in before:
-                results.append(_renewal_failed(loan_id, NotFound("no such loan", library=self.library.id)))
+                results.append(
+                    _renewal_failed(loan_id, NotFound("no such loan", library=self.library.id))
+                )
                 continue
             try:
                 loan = self._renew_one(session, loan_id)
@@ -353,7 +388,9 @@ class SoapAdapter(Adapter):
         op = self.options.operations.renew
         answer = self.call(op, self._values(session, loan_id=loan_id))
         if op.loan:
-            loan = map_loan(self.options.operations.loans, get_path(answer, op.loan), self._context())
+            loan = map_loan(
+                self.options.operations.loans, get_path(answer, op.loan), self._context()
+            )
         else:
             found = [loan for loan in self.loans(session) if loan.id == loan_id]
             if not found:
@@ -389,8 +426,13 @@ class SoapAdapter(Adapter):
         contact = self._contact_code(request.contact_method)
         results: list[HoldResult] = []
         for record_id in dict.fromkeys(request.record_ids):
-            values = self._values(session, record_id=record_id, pickup_code=pickup, contact_code=contact,
-                                  expires_on=request.expires_on)
+            values = self._values(
+                session,
+                record_id=record_id,
+                pickup_code=pickup,
+                contact_code=contact,
+                expires_on=request.expires_on,
+            )
             try:
                 hold = self._place_one(session, record_id, values)
             except UpstreamTimeout as exc:
@@ -408,14 +450,18 @@ class SoapAdapter(Adapter):
         op = self.options.operations.place_hold
         answer = self.call(op, values)
         if op.hold:
-            hold = map_hold(self.options.operations.holds, get_path(answer, op.hold), self._context())
+            hold = map_hold(
+                self.options.operations.holds, get_path(answer, op.hold), self._context()
+            )
         else:
             found = self._hold_for(session, record_id)
             if found is None:
                 raise UpstreamChanged("the new hold is not in the hold list")
             hold = found
         if hold.record_id != record_id:
-            raise UpstreamChanged(f"the library placed a hold on {hold.record_id!r} instead of {record_id!r}")
+            raise UpstreamChanged(
+                f"the library placed a hold on {hold.record_id!r} instead of {record_id!r}"
+            )
         return hold
 
     def _hold_for(self, session: UpstreamSession, record_id: str) -> Hold | None:
@@ -432,7 +478,9 @@ class SoapAdapter(Adapter):
             for code, name in self._pickup_locations().items():
                 if value in (code, name):
                     return code
-            raise InvalidRequest(f"unknown pickup branch {value!r}", errors=[{"field": "pickup_branch"}])
+            raise InvalidRequest(
+                f"unknown pickup branch {value!r}", errors=[{"field": "pickup_branch"}]
+            )
         # none given: the patron's home location, else the library's first branch
         op = self.options.operations.profile
         if op.fields.pickup_code:
@@ -452,7 +500,9 @@ class SoapAdapter(Adapter):
             return table[value]
         if value in table.values():
             return value
-        raise InvalidRequest(f"unknown contact method {value!r}", errors=[{"field": "contact_method"}])
+        raise InvalidRequest(
+            f"unknown contact method {value!r}", errors=[{"field": "contact_method"}]
+        )
 
     @_guarded
     def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:
@@ -467,7 +517,6 @@ class SoapAdapter(Adapter):
                 still_there = True
             if still_there:
                 raise
-        return None
 
 
 def _build(op: Operation, values: dict[str, Any]) -> dict[str, Any]:

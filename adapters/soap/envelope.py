@@ -23,7 +23,9 @@ from zeep.wsdl.utils import etree_to_string
 from gateway.errors import UpstreamChanged
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True)
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=True
+)
 
 
 @dataclass
@@ -44,7 +46,9 @@ def build_envelope(client: zeep.Client, operation: str, kwargs: dict[str, Any]) 
         env = client.create_message(client.service, operation, **kwargs)
     except (TypeError, ZeepError) as exc:
         # the configured request paths no longer fit the vendor's schema
-        raise UpstreamChanged(f"cannot build the {operation} request from the mapping: {exc}") from None
+        raise UpstreamChanged(
+            f"cannot build the {operation} request from the mapping: {exc}"
+        ) from None
     return etree_to_string(env)
 
 
@@ -123,7 +127,9 @@ def parse_response(client: zeep.Client, operation: str, content: bytes) -> dict[
     except KeyError:
         raise UpstreamChanged(f"the WSDL has no operation {operation!r}") from None
     if elem.tag != expected.qname.text:
-        raise UpstreamChanged(f"{operation}: expected {expected.qname.localname}, got {etree.QName(elem).localname}")
+        raise UpstreamChanged(
+            f"{operation}: expected {expected.qname.localname}, got {etree.QName(elem).localname}"
+        )
     try:
         value = expected.parse(elem, client.wsdl.types)
     except (ZeepError, ValueError, TypeError) as exc:

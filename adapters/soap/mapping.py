@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.errors import UpstreamChanged
-from gateway.models import Email, Hold, Loan, Notifications, Profile, DueReminder, Toggle
+from gateway.models import DueReminder, Email, Hold, Loan, Notifications, Profile, Toggle
 from mappers import MappingError
 from mappers.dates import parse_date, parse_expiry
 
@@ -32,17 +32,35 @@ from mappers.dates import parse_date, parse_expiry
 FieldPath = str | list[str]
 
 TEMPLATE_VARS = frozenset(
-    {"card_number", "password", "session", "loan_id", "hold_id", "record_id", "pickup_code",
-     "contact_code", "expires_on"}
+    {
+        "card_number",
+        "password",
+        "session",
+        "loan_id",
+        "hold_id",
+        "record_id",
+        "pickup_code",
+        "contact_code",
+        "expires_on",
+    }
 )
 _TEMPLATE = re.compile(r"^\$(?P<var>[a-z_]+)(?:\|(?P<fmt>.+))?$")
 _PATH = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$")
 
 ApiFaultCode = Literal[
-    "invalid_credentials", "session_expired", "not_renewable", "not_found", "conflict",
-    "account_blocked", "limit_exceeded", "password_change_required", "upstream_error",
+    "invalid_credentials",
+    "session_expired",
+    "not_renewable",
+    "not_found",
+    "conflict",
+    "account_blocked",
+    "limit_exceeded",
+    "password_change_required",
+    "upstream_error",
 ]
-RenewalState = Literal["renewable", "overdue", "reserved", "already_renewed", "renewal_limit", "not_yet", "other"]
+RenewalState = Literal[
+    "renewable", "overdue", "reserved", "already_renewed", "renewal_limit", "not_yet", "other"
+]
 HoldState = Literal["submitted", "waiting", "in_transit", "ready", "expired", "cancelled"]
 
 
@@ -80,7 +98,9 @@ class Operation(_Strict):
             _check_path(path)
             m = _TEMPLATE.match(template)
             if template.startswith("$") and (m is None or m["var"] not in TEMPLATE_VARS):
-                raise ValueError(f"{path}: unknown variable {template!r} (known: {sorted(TEMPLATE_VARS)})")
+                raise ValueError(
+                    f"{path}: unknown variable {template!r} (known: {sorted(TEMPLATE_VARS)})"
+                )
         return v
 
 
@@ -114,7 +134,7 @@ class LoansOp(Operation):
     _p = _paths("items")
 
     @model_validator(mode="after")
-    def _table(self) -> "LoansOp":
+    def _table(self) -> LoansOp:
         if self.fields.renewal and not self.renewal:
             raise ValueError("fields.renewal is mapped but the renewal table is empty")
         return self
@@ -356,8 +376,14 @@ def lookup(table: dict[str, Any], value: Any, what: str) -> Any:
 class Context:
     """What mapping needs besides the answer: library, zone, branch/contact tables, today."""
 
-    def __init__(self, library: str, tz: ZoneInfo, branch_names: dict[str, str],
-                 contact_words: dict[str, str], today: date) -> None:
+    def __init__(
+        self,
+        library: str,
+        tz: ZoneInfo,
+        branch_names: dict[str, str],
+        contact_words: dict[str, str],
+        today: date,
+    ) -> None:
         self.library = library
         self.today = today
         self.tz = tz
@@ -450,8 +476,9 @@ def map_profile(op: ProfileOp, answer: Any, ctx: Context, card_number_masked: st
             registration=Toggle(enabled=False),
         ),
         keep_history=False,
-        card_expires_on=as_date(get_field(answer, f.card_expires_on), "card_expires_on", ctx.tz,
-                                open_ended=True),
+        card_expires_on=as_date(
+            get_field(answer, f.card_expires_on), "card_expires_on", ctx.tz, open_ended=True
+        ),
     )
 
 
@@ -459,5 +486,6 @@ def map_pickup_locations(op: PickupLocationsOp, answer: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in get_list(answer, op.items):
         out[as_required_text(get_path(item, op.code), "location code")] = as_required_text(
-            get_path(item, op.name), "location name")
+            get_path(item, op.name), "location name"
+        )
     return out

@@ -7,7 +7,7 @@ The same assertions run over both vendors, whose answers differ in shape only.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,17 +21,23 @@ from adapters.soap.mapping import (
     Context,
     SoapOptions,
     as_date,
+    get_path,
     map_hold,
     map_holds,
     map_loan,
     map_loans,
     map_pickup_locations,
     map_profile,
-    get_path,
 )
 from fixtures.soap import wsdl_path
 from gateway.config import sandbox_config
-from gateway.errors import InvalidCredentials, NotFound, NotRenewable, SessionExpired, UpstreamChanged
+from gateway.errors import (
+    InvalidCredentials,
+    NotFound,
+    NotRenewable,
+    SessionExpired,
+    UpstreamChanged,
+)
 
 ENVELOPES = Path(__file__).resolve().parents[2] / "fixtures" / "soap" / "envelopes"
 CFG = sandbox_config()
@@ -54,8 +60,13 @@ def envelope(lib: str, name: str) -> bytes:
 def ctx(lib: str, today: date = date(2000, 1, 1)) -> Context:
     lc = CFG.libraries[lib]
     opts = SoapOptions.model_validate(lc.options)
-    return Context(lib, TZ, {b.code: b.name for b in lc.branches if b.code},
-                   {v: k for k, v in opts.contact_methods.items()}, today)
+    return Context(
+        lib,
+        TZ,
+        {b.code: b.name for b in lc.branches if b.code},
+        {v: k for k, v in opts.contact_methods.items()},
+        today,
+    )
 
 
 def answer(wsdl: dict[str, zeep.Client], lib: str, role: str, name: str) -> dict[str, Any]:
@@ -71,7 +82,11 @@ def test_loans(wsdl: dict[str, zeep.Client], lib: str) -> None:
     assert len(loans) == 4
     assert len({l.id for l in loans}) == 4
     assert [l.not_renewable_reason for l in loans] == [
-        None, "reserved", "overdue", "already_renewed" if lib == "soap-demo" else "renewal_limit"]
+        None,
+        "reserved",
+        "overdue",
+        "already_renewed" if lib == "soap-demo" else "renewal_limit",
+    ]
     assert [l.renewable for l in loans] == [True, False, False, False]
     assert loans[2].overdue and not loans[0].overdue  # overdue by code, whatever today is
     names = {b.name for b in CFG.libraries[lib].branches}
@@ -102,7 +117,9 @@ def test_holds(wsdl: dict[str, zeep.Client], lib: str) -> None:
 @pytest.mark.parametrize("lib", LIBS)
 def test_profile(wsdl: dict[str, zeep.Client], lib: str) -> None:
     name = "GetBorrowerDetails-ok" if lib == "soap-demo" else "getUser-ok"
-    profile = map_profile(OPS[lib].profile, answer(wsdl, lib, "profile", name), ctx(lib), "******0001")
+    profile = map_profile(
+        OPS[lib].profile, answer(wsdl, lib, "profile", name), ctx(lib), "******0001"
+    )
     assert profile.name == EXPECTED_NAME[lib]
     assert profile.emails and "@" in profile.emails[0].address
     assert profile.pickup_branch in {b.name for b in CFG.libraries[lib].branches}
@@ -112,27 +129,38 @@ def test_profile(wsdl: dict[str, zeep.Client], lib: str) -> None:
 
 @pytest.mark.parametrize("lib", LIBS)
 def test_renewed_and_placed(wsdl: dict[str, zeep.Client], lib: str) -> None:
-    renew, place = ("RenewIssue-ok", "PlaceReservation-ok") if lib == "soap-demo" else (
-        "extendCheckout-ok", "addReservation-ok")
+    renew, place = (
+        ("RenewIssue-ok", "PlaceReservation-ok")
+        if lib == "soap-demo"
+        else ("extendCheckout-ok", "addReservation-ok")
+    )
     ops = OPS[lib]
     assert ops.renew.loan and ops.place_hold.hold
-    loan = map_loan(ops.loans, get_path(answer(wsdl, lib, "renew", renew), ops.renew.loan), ctx(lib))
+    loan = map_loan(
+        ops.loans, get_path(answer(wsdl, lib, "renew", renew), ops.renew.loan), ctx(lib)
+    )
     assert loan.times_renewed == 1 and not loan.renewable
-    hold = map_hold(ops.holds, get_path(answer(wsdl, lib, "place_hold", place), ops.place_hold.hold), ctx(lib))
+    hold = map_hold(
+        ops.holds, get_path(answer(wsdl, lib, "place_hold", place), ops.place_hold.hold), ctx(lib)
+    )
     assert hold.status == "submitted"
     assert hold.pickup_branch == CFG.libraries[lib].branches[-1].name
 
 
 def test_pickup_locations(wsdl: dict[str, zeep.Client]) -> None:
     # not in the saved flow: build the answer by hand in LibraNet's shape
-    body = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-            b'<ln:GetPickupLocationsResponse xmlns:ln="urn:libranet:circulation:2"><ln:Locations>'
-            b'<ln:Location><ln:LocationCode>CEN</ln:LocationCode><ln:LocationName>\xe4\xb8\xad\xe5\xa4\xae'
-            b'</ln:LocationName></ln:Location></ln:Locations></ln:GetPickupLocationsResponse></soap:Body>'
-            b'</soap:Envelope>')
+    body = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        b'<ln:GetPickupLocationsResponse xmlns:ln="urn:libranet:circulation:2"><ln:Locations>'
+        b"<ln:Location><ln:LocationCode>CEN</ln:LocationCode><ln:LocationName>\xe4\xb8\xad\xe5\xa4\xae"
+        b"</ln:LocationName></ln:Location></ln:Locations></ln:GetPickupLocationsResponse></soap:Body>"
+        b"</soap:Envelope>"
+    )
     op = OPS["soap-demo"].pickup_locations
     assert op is not None
-    assert map_pickup_locations(op, parse_response(wsdl["soap-demo"], op.operation, body)) == {"CEN": "中央"}
+    assert map_pickup_locations(op, parse_response(wsdl["soap-demo"], op.operation, body)) == {
+        "CEN": "中央"
+    }
 
 
 # ---------------------------------------------------------------- faults
@@ -186,8 +214,13 @@ def test_unmapped_fault_is_upstream_error_keeping_code_and_string() -> None:
 
 def test_renewal_reason_falls_back_to_the_japanese_text() -> None:
     adapter = SoapAdapter(CFG.libraries["soap-kita"])
-    err = adapter.fault_error(SoapFault("Client", "返却期限を過ぎているため延長できません",
-                                        {"serviceException": {"errorCode": "EXTEND-DENIED"}}))
+    err = adapter.fault_error(
+        SoapFault(
+            "Client",
+            "返却期限を過ぎているため延長できません",
+            {"serviceException": {"errorCode": "EXTEND-DENIED"}},
+        )
+    )
     assert isinstance(err, NotRenewable) and err.reason == "overdue"
 
 
@@ -211,16 +244,19 @@ def test_wrong_response_element_is_upstream_changed(wsdl: dict[str, zeep.Client]
 
 def test_unknown_status_code_is_upstream_changed(wsdl: dict[str, zeep.Client]) -> None:
     body = envelope("soap-demo", "GetReservations-ok").replace(
-        b"<ln:StatusCode>Q</ln:StatusCode>", b"<ln:StatusCode>Z</ln:StatusCode>")
+        b"<ln:StatusCode>Q</ln:StatusCode>", b"<ln:StatusCode>Z</ln:StatusCode>"
+    )
     data = parse_response(wsdl["soap-demo"], "GetReservations", body)
     with pytest.raises(UpstreamChanged, match="Z"):
         map_holds(OPS["soap-demo"].holds, data, ctx("soap-demo"))
 
 
 def test_empty_list_is_a_real_empty_list(wsdl: dict[str, zeep.Client]) -> None:
-    body = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-            b'<ol:getCheckoutsResponse xmlns:ol="http://opaclink.example.jp/ws/circulation/1.0">'
-            b'<return><checkoutList/></return></ol:getCheckoutsResponse></soap:Body></soap:Envelope>')
+    body = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        b'<ol:getCheckoutsResponse xmlns:ol="http://opaclink.example.jp/ws/circulation/1.0">'
+        b"<return><checkoutList/></return></ol:getCheckoutsResponse></soap:Body></soap:Envelope>"
+    )
     data = parse_response(wsdl["soap-kita"], "getCheckouts", body)
     assert map_loans(OPS["soap-kita"].loans, data, ctx("soap-kita")) == []
 
@@ -232,7 +268,7 @@ def test_missing_list_wrapper_is_upstream_changed() -> None:
 
 def test_utc_instant_is_dated_in_the_library_zone() -> None:
     # OPAC-Link reports a check-out at 08:30 JST as 23:30Z the day before
-    instant = datetime(2026, 11, 16, 23, 30, tzinfo=timezone.utc)
+    instant = datetime(2026, 11, 16, 23, 30, tzinfo=UTC)
     assert as_date(instant, "loaned_on", TZ) == date(2026, 11, 17)
     assert as_date("2026/12/31", "expires_on", TZ, open_ended=True) == date(2026, 12, 31)
     assert as_date("9999/12/31", "expires_on", TZ, open_ended=True) is None

@@ -10,8 +10,9 @@ and the re-read after a write whose answer was lost.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -62,7 +63,9 @@ def test_cassette_replay(lib: str, monkeypatch: pytest.MonkeyPatch) -> None:
     ok, refused = out["renewals"]
     assert ok.ok and ok.loan is not None and ok.loan.times_renewed == 1
     assert not refused.ok and refused.error is not None
-    assert refused.error.code == "not_renewable" and refused.error.model_dump()["reason"] == "reserved"
+    assert (
+        refused.error.code == "not_renewable" and refused.error.model_dump()["reason"] == "reserved"
+    )
     placed, unknown = out["placed"]
     assert placed.ok and placed.hold is not None and placed.hold.status == "submitted"
     assert not unknown.ok and unknown.error is not None and unknown.error.code == "not_found"
@@ -83,8 +86,9 @@ def test_cassettes_are_scrubbed(lib: str) -> None:
 
 def test_scrub_text() -> None:
     raw = "<ln:Pin>soap-pass</ln:Pin><ticket>abc</ticket><userId>3100000002</userId>"
-    assert scrub_text(raw) == ("<ln:Pin>********</ln:Pin><ticket>SCRUBBED-SESSION-KEY</ticket>"
-                               "<userId>******0002</userId>")
+    assert scrub_text(raw) == (
+        "<ln:Pin>********</ln:Pin><ticket>SCRUBBED-SESSION-KEY</ticket><userId>******0002</userId>"
+    )
 
 
 # ---------------------------------------------------------------- respx edge cases
@@ -112,7 +116,9 @@ def _op(request: httpx.Request) -> str:
 
 
 def _soap(content: bytes, status: int = 200) -> httpx.Response:
-    return httpx.Response(status, content=content, headers={"Content-Type": "text/xml; charset=utf-8"})
+    return httpx.Response(
+        status, content=content, headers={"Content-Type": "text/xml; charset=utf-8"}
+    )
 
 
 @pytest.fixture
@@ -121,7 +127,9 @@ def mock() -> Any:
         yield router
 
 
-def _route(mock: Any, lib: str, handler: Callable[[str, httpx.Request], httpx.Response]) -> dict[str, int]:
+def _route(
+    mock: Any, lib: str, handler: Callable[[str, httpx.Request], httpx.Response]
+) -> dict[str, int]:
     """WSDL on GET; POSTs dispatched by operation name to ``handler``; counts per op."""
     calls: dict[str, int] = {}
     url = _lib(lib).base_url
@@ -157,9 +165,11 @@ def test_500_with_a_fault_is_mapped(mock: Any) -> None:
 
 
 def test_500_with_an_unknown_fault_is_502_upstream_error(mock: Any) -> None:
-    fault = (b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
-             b'<faultcode>soap:Server</faultcode><faultstring>NullPointerException</faultstring>'
-             b'</soap:Fault></soap:Body></soap:Envelope>')
+    fault = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
+        b"<faultcode>soap:Server</faultcode><faultstring>NullPointerException</faultstring>"
+        b"</soap:Fault></soap:Body></soap:Envelope>"
+    )
     _route(mock, "soap-demo", lambda op, r: _soap(fault, 500))
     with pytest.raises(UpstreamError) as exc:
         SoapAdapter(_lib("soap-demo")).holds(SESSION)
@@ -169,7 +179,11 @@ def test_500_with_an_unknown_fault_is_502_upstream_error(mock: Any) -> None:
 
 
 def test_500_without_a_fault_is_503(mock: Any) -> None:
-    _route(mock, "soap-demo", lambda op, r: httpx.Response(500, text="<html>Internal Server Error</html>"))
+    _route(
+        mock,
+        "soap-demo",
+        lambda op, r: httpx.Response(500, text="<html>Internal Server Error</html>"),
+    )
     with pytest.raises(UpstreamUnavailable) as exc:
         SoapAdapter(_lib("soap-demo")).loans(SESSION)
     assert exc.value.status == 503
@@ -191,7 +205,10 @@ def test_truncated_answer_is_upstream_changed(mock: Any) -> None:
 def test_connection_refused_is_503_and_the_wsdl_is_not_cached_broken(mock: Any) -> None:
     url = _lib("soap-demo").base_url
     wsdl_route = mock.get(url + "?wsdl")
-    wsdl_route.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, content=_wsdl("soap-demo"))]
+    wsdl_route.side_effect = [
+        httpx.ConnectError("refused"),
+        httpx.Response(200, content=_wsdl("soap-demo")),
+    ]
     mock.post(url).mock(return_value=_soap(_env("soap-demo", "GetIssues-ok")))
     adapter = SoapAdapter(_lib("soap-demo"))
     with pytest.raises(UpstreamUnavailable):
@@ -218,7 +235,9 @@ def _renew_handler(lib: str, renewed: bool) -> Callable[[str, httpx.Request], ht
     before = _env(lib, f"{loans_op}-ok")
     after = before
     if renewed:  # the first loan's renewal count went up: the renewal did happen
-        after = re.sub(rb"(<(?:ln:)?(?:RenewCount|extensionCount)>)0<", rb"\g<1>1<", before, count=1)
+        after = re.sub(
+            rb"(<(?:ln:)?(?:RenewCount|extensionCount)>)0<", rb"\g<1>1<", before, count=1
+        )
         assert after != before
     reads = iter([before, after])
 
@@ -237,7 +256,9 @@ def test_renew_timeout_then_reread_shows_it_renewed(mock: Any, lib: str) -> None
     first = "ISS0001" if lib == "soap-demo" else "CO-0001"
     (result,) = SoapAdapter(_lib(lib)).renew(SESSION, [first])
     assert result.ok and result.loan is not None and result.loan.times_renewed == 1
-    assert sum(v for k, v in calls.items() if k in {"RenewIssue", "extendCheckout"}) == 1  # never repeated
+    assert (
+        sum(v for k, v in calls.items() if k in {"RenewIssue", "extendCheckout"}) == 1
+    )  # never repeated
 
 
 @pytest.mark.parametrize("lib", LIBS)
@@ -292,7 +313,8 @@ def test_place_timeout_resolved_by_reading_holds(mock: Any) -> None:
     held = re.search(rb"<biblio><id>(\d+)</id>", _env("soap-kita", "getReservations-ok"))
     assert held
     (result,) = SoapAdapter(_lib("soap-kita")).place_holds(
-        session, HoldRequest(record_ids=[held.group(1).decode()], pickup_branch="赤羽図書館"))
+        session, HoldRequest(record_ids=[held.group(1).decode()], pickup_branch="赤羽図書館")
+    )
     assert result.ok and result.hold is not None
     assert calls == {"addReservation": 1, "getReservations": 1}
 

@@ -44,7 +44,7 @@ def server(request: Any) -> Any:
 @pytest.fixture
 def sim(server: Any) -> Any:
     """The module's simulator with its seeded state restored for each test."""
-    lib, config, app = server
+    lib, _config, app = server
     circ = app.config["circulation"]
     fresh = Circulation.seeded(lib)
     with circ.lock:
@@ -63,7 +63,9 @@ def test_demo_flow(sim: Any) -> None:
     loans = out["loans"]
     assert {l.not_renewable_reason for l in loans} >= {None, "reserved", "overdue"}
     ok, refused = out["renewals"]
-    assert ok.ok and ok.loan is not None and ok.loan.due_on == today() + timedelta(days=RENEWAL_DAYS)
+    assert (
+        ok.ok and ok.loan is not None and ok.loan.due_on == today() + timedelta(days=RENEWAL_DAYS)
+    )
     assert not refused.ok and refused.error is not None and refused.error.code == "not_renewable"
     placed, unknown = out["placed"]
     assert placed.ok and placed.hold is not None
@@ -95,12 +97,21 @@ def test_upstream_calls_per_operation(sim: Any) -> None:
     assert cost(adapter.holds, session) == 1
     renewable = [l.id for l in loans if l.renewable]
     assert cost(adapter.renew, session, renewable) == 1 + len(renewable)
-    assert cost(adapter.place_holds, session, HoldRequest(
-        record_ids=[holdable_record_id(lib)], pickup_branch=config.branches[0].id)) == 1
+    assert (
+        cost(
+            adapter.place_holds,
+            session,
+            HoldRequest(record_ids=[holdable_record_id(lib)], pickup_branch=config.branches[0].id),
+        )
+        == 1
+    )
     new = next(h for h in adapter.holds(session) if h.record_id == holdable_record_id(lib))
     assert cost(adapter.cancel_hold, session, new.id) == 1
     # without a pickup branch, the patron's home location is read first
-    assert cost(adapter.place_holds, session, HoldRequest(record_ids=[holdable_record_id(lib, 1)])) == 2
+    assert (
+        cost(adapter.place_holds, session, HoldRequest(record_ids=[holdable_record_id(lib, 1)]))
+        == 2
+    )
     assert cost(adapter.logout, session) == 1
 
 
@@ -120,7 +131,9 @@ def gateway(sim: Any, tmp_path: Path) -> Any:
     lib, config, sim_app = sim
     from gateway.app import create_app as create_gateway
 
-    settings = CFG.gateway.model_copy(update={"database": str(tmp_path / "gw.sqlite3"), "read_cache_seconds": 0})
+    settings = CFG.gateway.model_copy(
+        update={"database": str(tmp_path / "gw.sqlite3"), "read_cache_seconds": 0}
+    )
     cfg = GatewayConfig(gateway=settings, libraries={lib: config})
     app = create_gateway(cfg, secret_key=Fernet.generate_key().decode())
     yield lib, config, app.test_client(), sim_app
@@ -129,7 +142,9 @@ def gateway(sim: Any, tmp_path: Path) -> Any:
 
 def _token(client: Any, lib: str) -> dict[str, str]:
     card, password = DEMO_PATRONS[lib]
-    r = client.post("/v1/sessions", json={"library": lib, "card_number": card, "password": password})
+    r = client.post(
+        "/v1/sessions", json={"library": lib, "card_number": card, "password": password}
+    )
     assert r.status_code == 201, r.get_json()
     return {"Authorization": f"Bearer {r.get_json()['token']}"}
 
@@ -140,8 +155,15 @@ def test_http_flow(gateway: Any) -> None:
     h = _token(c, lib)
     base = f"/v1/libraries/{lib}"
     library = c.get(base).get_json()
-    assert set(library["capabilities"]) >= {"login", "profile", "loans", "renew", "holds", "hold_place",
-                                            "hold_cancel"}
+    assert set(library["capabilities"]) >= {
+        "login",
+        "profile",
+        "loans",
+        "renew",
+        "holds",
+        "hold_place",
+        "hold_cancel",
+    }
     loans = c.get(f"{base}/loans", headers=h).get_json()["loans"]
     holds = c.get(f"{base}/holds", headers=h).get_json()["holds"]
     assert len(loans) == 4 and len(holds) == 3
@@ -162,9 +184,15 @@ def test_http_flow(gateway: Any) -> None:
     r = c.post(f"{base}/loans/NO-SUCH-LOAN/renewal", headers=h)
     assert r.status_code == 404, r.get_json()
 
-    r = c.post(f"{base}/holds", headers=h, json={
-        "record_ids": [holdable_record_id(lib)], "pickup_branch": config.branches[1].id,
-        "contact_method": config.contact_methods[2]})
+    r = c.post(
+        f"{base}/holds",
+        headers=h,
+        json={
+            "record_ids": [holdable_record_id(lib)],
+            "pickup_branch": config.branches[1].id,
+            "contact_method": config.contact_methods[2],
+        },
+    )
     assert r.status_code == 201, r.get_json()
     (result,) = r.get_json()["results"]
     assert result["ok"], result
@@ -186,7 +214,9 @@ def test_http_flow(gateway: Any) -> None:
 
 def test_http_wrong_password_is_401_not_500(gateway: Any) -> None:
     lib, _, c, _ = gateway
-    r = c.post("/v1/sessions", json={"library": lib, "card_number": DEMO_PATRONS[lib][0], "password": "x"})
+    r = c.post(
+        "/v1/sessions", json={"library": lib, "card_number": DEMO_PATRONS[lib][0], "password": "x"}
+    )
     assert r.status_code == 401 and r.get_json()["code"] == "invalid_credentials"
     assert "x</" not in json.dumps(r.get_json())
 
@@ -203,8 +233,11 @@ def test_http_expired_upstream_session_logs_in_again(gateway: Any) -> None:
 def test_http_ordered_batch_is_not_supported(gateway: Any) -> None:
     lib, _, c, _ = gateway
     h = _token(c, lib)
-    r = c.post(f"/v1/libraries/{lib}/holds", headers=h,
-               json={"record_ids": [holdable_record_id(lib), holdable_record_id(lib, 1)], "ordered": True})
+    r = c.post(
+        f"/v1/libraries/{lib}/holds",
+        headers=h,
+        json={"record_ids": [holdable_record_id(lib), holdable_record_id(lib, 1)], "ordered": True},
+    )
     assert r.status_code == 501 and r.get_json()["code"] == "not_supported"
 
 
@@ -212,5 +245,8 @@ def test_config_alone_differs() -> None:
     """The two libraries use the same adapter class; only their options differ."""
     a, b = (CFG.libraries[lib] for lib in LIBS)
     assert a.adapter == b.adapter == "soap"
-    assert a.options["operations"]["loans"]["operation"] != b.options["operations"]["loans"]["operation"]
+    assert (
+        a.options["operations"]["loans"]["operation"]
+        != b.options["operations"]["loans"]["operation"]
+    )
     assert isinstance(a, LibraryConfig)

@@ -70,13 +70,25 @@ def test_construction_touches_no_network() -> None:
 
 
 def test_build_request_nests_formats_and_omits() -> None:
-    template = {"request.ticket": "$session", "request.biblio.id": "$record_id",
-                "request.validUntil": "$expires_on|%Y/%m/%d", "request.contact": "$contact_code",
-                "request.locale": "ja"}
-    got = build_request(template, {"session": "T", "record_id": "100", "expires_on": date(2027, 3, 1),
-                                   "contact_code": None})
-    assert got == {"request": {"ticket": "T", "biblio": {"id": "100"}, "validUntil": "2027/03/01",
-                               "locale": "ja"}}
+    template = {
+        "request.ticket": "$session",
+        "request.biblio.id": "$record_id",
+        "request.validUntil": "$expires_on|%Y/%m/%d",
+        "request.contact": "$contact_code",
+        "request.locale": "ja",
+    }
+    got = build_request(
+        template,
+        {"session": "T", "record_id": "100", "expires_on": date(2027, 3, 1), "contact_code": None},
+    )
+    assert got == {
+        "request": {
+            "ticket": "T",
+            "biblio": {"id": "100"},
+            "validUntil": "2027/03/01",
+            "locale": "ja",
+        }
+    }
 
 
 def test_paths() -> None:
