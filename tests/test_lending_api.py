@@ -283,3 +283,13 @@ def test_portal_side_requests_are_adopted(client: Any, simulator: Any) -> None:
     listed = client.get("/v1/lending-requests", headers=auth).get_json()["requests"]
     assert [(r["pickup_library"], r["status"]) for r in listed] == [("kudamatsu", "requested")]
     assert up.upstream_id
+
+
+def test_expired_portal_session_is_renewed_transparently(client: Any, simulator: Any) -> None:
+    auth = login(client, *HANAKO)
+    rid = request_for(client, auth, "1000000002").get_json()["id"]
+    httpx.post(simulator.url + "/wo/_admin/expire-sessions").raise_for_status()
+    body = client.get(f"/v1/lending-requests/{rid}", headers=auth).get_json()
+    assert body["status"] == "requested" and body["stale"] is False
+    httpx.post(simulator.url + "/wo/_admin/expire-sessions").raise_for_status()
+    assert client.delete(f"/v1/lending-requests/{rid}", headers=auth).status_code == 204

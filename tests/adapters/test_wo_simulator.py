@@ -109,3 +109,10 @@ def test_automatic_advance(monkeypatch: pytest.MonkeyPatch) -> None:
     (req,) = st.patrons["1000000002"].enet
     req.updated_at = datetime.now(req.updated_at.tzinfo) - timedelta(seconds=150)  # 2.5 periods ago
     assert "発送済" in text(c.get(f"{P}/usr_enet"))
+
+
+def test_password_reset_needs_a_registered_mail(app: Any) -> None:
+    c = app.test_client()
+    assert "当館までご連絡ください" in text(c.post(f"{P}/pwd_forget", data={"usr_id": "1000000001", "mail_addr": "a@b.jp"}))
+    assert "送信しました" in text(c.post(f"{P}/pwd_forget", data={"usr_id": "1000000002", "mail_addr": "hanako@example.jp"}))
+    assert "正しくありません" in text(c.post(f"{P}/pwd_forget", data={"usr_id": "1000000002", "mail_addr": "x@example.jp"}))
