@@ -51,9 +51,9 @@ from gateway.models import (
     DueReminder,
     Email,
     Hold,
+    Holding,
     HoldRequest,
     HoldResult,
-    Holding,
     Loan,
     Notifications,
     Problem,
@@ -79,7 +79,7 @@ class NcipAuth(BaseModel):
     token: str | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> "NcipAuth":
+    def _complete(self) -> NcipAuth:
         if self.type == "basic" and not (self.user and self.password is not None):
             raise ValueError("basic auth needs user and password")
         if self.type == "bearer" and not self.token:

@@ -20,7 +20,16 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from adapters.ncip.xml import NcipSyntaxError, find, findall, first_text, message_body, parse_ncip_date, read_message, text
+from adapters.ncip.xml import (
+    NcipSyntaxError,
+    find,
+    findall,
+    first_text,
+    message_body,
+    parse_ncip_date,
+    read_message,
+    text,
+)
 from gateway.errors import (
     AccountBlocked,
     Conflict,
@@ -31,7 +40,8 @@ from gateway.errors import (
     UpstreamChanged,
     UpstreamError,
 )
-from gateway.models import Email, Hold, Holding, Loan, Record, UpstreamLending
+from gateway.models import Hold, Holding, Loan, Record, UpstreamLending
+from mappers.status import renewal_reason as ja_renewal_reason
 
 # ------------------------------------------------------------------ vocabularies (data)
 #: ProblemType (lower-cased) → what it means for the patron
@@ -181,13 +191,8 @@ def renewal_reason(problem: NcipProblem) -> str:
     for words, r in _DETAIL_REASONS:
         if any(w in detail for w in words):
             return r
-    if problem.detail:
-        try:  # Japanese upstream text (a Japanese ILS behind the NCIP responder)
-            from mappers.status import renewal_reason as ja_reason
-
-            return ja_reason(problem.detail)
-        except Exception:  # noqa: BLE001 - optional refinement only
-            pass
+    if problem.detail:  # Japanese upstream text (a Japanese ILS behind the NCIP responder)
+        return ja_renewal_reason(problem.detail)
     return "other"
 
 
@@ -383,7 +388,7 @@ def _instant(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))  # noqa: FURB162 - py3.10 compat
     except ValueError:
         return None
     return dt.isoformat() if dt.tzinfo else None

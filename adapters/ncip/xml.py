@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -146,9 +146,9 @@ def id_element(parent: etree._Element, kind: str, value: str, agency: str | None
 def fmt_datetime(d: date | datetime, tz: ZoneInfo | None = None) -> str:
     """xs:dateTime with offset; a bare date is midnight in ``tz``."""
     if not isinstance(d, datetime):
-        d = datetime(d.year, d.month, d.day, tzinfo=tz or timezone.utc)
+        d = datetime(d.year, d.month, d.day, tzinfo=tz or UTC)
     elif d.tzinfo is None:
-        d = d.replace(tzinfo=tz or timezone.utc)
+        d = d.replace(tzinfo=tz or UTC)
     return d.isoformat(timespec="seconds")
 
 
@@ -158,7 +158,7 @@ def _parser() -> etree.XMLParser:
     return etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True, huge_tree=False)
 
 
-_PREAMBLE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:HTTP/\d(?:\.\d)?\s+\d{3}[^\n]*\n(?:[^\n<]*\n)*?)\s*(?=<)", re.I)
+_PREAMBLE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:HTTP/\d(?:\.\d)?\s+\d{3}[^\n]*\n(?:[^\n<]*\n)*?)\s*(?=<)", re.IGNORECASE)
 
 
 def strip_preamble(raw: bytes) -> bytes:
@@ -276,6 +276,6 @@ def parse_ncip_date(value: str | None, tz: ZoneInfo | None = None) -> date | Non
         dt = datetime.fromisoformat(iso)
     except ValueError:
         raise ValueError(f"unreadable NCIP date {value!r}") from None
-    if dt.tzinfo is not None and dt.utcoffset() == timezone.utc.utcoffset(None) and tz is not None:
+    if dt.tzinfo is not None and dt.utcoffset() == UTC.utcoffset(None) and tz is not None:
         dt = dt.astimezone(tz)
     return dt.date()

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.ncip import parse as P
-from adapters.ncip.xml import shared_dir, validation_errors, strip_preamble
+from adapters.ncip.xml import shared_dir, strip_preamble, validation_errors
 from gateway.errors import AccountBlocked, NotRenewable, UpstreamChanged, UpstreamError
 
 pytestmark = pytest.mark.conformance
@@ -100,7 +100,7 @@ def test_lookup_user_loans_requests_fines(name: str) -> None:
     assert blanko.expires_on == date(2014, 11, 20)
     # every id is URL-safe and decodes back to the upstream identifiers
     for loan in u.loans:
-        agency, value = P.decode_id(loan.id)
+        _agency, value = P.decode_id(loan.id)
         assert value == loan.item_id
         assert all(c.isalnum() or c in "._-" for c in loan.id)
 
@@ -169,7 +169,7 @@ def test_renewal_denied_with_a_processing_failure_is_upstream_error() -> None:
 ])
 def test_request_accepted(name: str, opaque_kind: str, value: str) -> None:
     r = P.parse_request_item(raw(name), library=LIB)
-    agency, got, kind = P.parse_hold_id(r.opaque_id)
+    _agency, got, kind = P.parse_hold_id(r.opaque_id)
     assert (kind, got) == (opaque_kind, value)
 
 
