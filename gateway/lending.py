@@ -27,7 +27,7 @@ import secrets
 import sqlite3
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.models import LendingRequest, LendingTransition, UpstreamLending
@@ -97,7 +97,7 @@ def path(current: str, target: str) -> list[str]:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass
@@ -118,7 +118,7 @@ class StoredRequest:
 
     @classmethod
     def new(cls, card_hash: str, supplying: str, pickup: str, branch: str | None, up: UpstreamLending,
-            at: datetime | None = None) -> "StoredRequest":
+            at: datetime | None = None) -> StoredRequest:
         at = at or now_utc()
         req = cls(
             id="lr_" + secrets.token_urlsafe(12),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -31,7 +31,7 @@ LEGAL = {
     ("returned", "completed"),
 }
 ALL_PAIRS = list(itertools.permutations(STATUSES, 2))
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
 def up(status: str, upstream_id: str = "E2026112300001", title: str = "悪意") -> UpstreamLending:

@@ -47,9 +47,9 @@ from gateway.errors import (
 )
 from gateway.models import (
     Hold,
+    Holding,
     HoldRequest,
     HoldResult,
-    Holding,
     Loan,
     Profile,
     ProfileUpdate,

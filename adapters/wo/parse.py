@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from selectolax.lexbor import LexborHTMLParser as HTMLParser, LexborNode as Node
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+from selectolax.lexbor import LexborNode as Node
 
 from gateway.errors import UpstreamChanged
 from gateway.models import (
@@ -80,7 +81,7 @@ ENET_STATES: dict[str, str] = {
     "取消": "cancelled",
     "謝絶": "unfilled",
 }
-CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.I)
+CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.IGNORECASE)
 # the portal says Shift_JIS but emits Windows-31J (NEC/IBM extensions such as ①, ～)
 CHARSET_ALIASES = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
                    "windows-31j": "cp932", "euc-jp": "euc_jp"}

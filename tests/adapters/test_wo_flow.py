@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -132,7 +133,7 @@ def test_catalog(adapter: WoAdapter) -> None:
 def test_scrubbers_mask_cards_and_tokens() -> None:
     class Req:
         uri = "http://127.0.0.1:40123/wo/opc_srh/usr_login"
-        headers = {"Cookie": "WOSID=abc"}
+        headers: ClassVar[dict[str, str]] = {"Cookie": "WOSID=abc"}
         body = b"usr_id=1000000002&usr_pw=secret&wo_ctkn=tok"
 
     req = scrub_request(Req())
