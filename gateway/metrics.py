@@ -8,8 +8,36 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 
+class UpstreamCollector:
+    """Per-library upstream state, read at scrape time from the gateway."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        gw = self.app.extensions.get("opacgw")
+        if gw is None:
+            return
+        requests = CounterMetricFamily("opacgw_upstream_requests", "upstream HTTP requests", labels=["library"])
+        in_flight = GaugeMetricFamily("opacgw_upstream_in_flight", "upstream calls under way", labels=["library"])
+        circuit = GaugeMetricFamily("opacgw_circuit_open", "1 when the library's circuit is not closed",
+                                    labels=["library"])
+        for lib in gw.config.libraries:
+            guard = gw.guard(lib)
+            in_flight.add_metric([lib], guard.in_flight)
+            circuit.add_metric([lib], 0 if guard.state == "closed" else 1)
+            adapter = gw._adapters.get(lib)  # noqa: SLF001 - only adapters already in use
+            requests.add_metric([lib], adapter.request_count if adapter else 0)
+        yield requests
+        yield in_flight
+        yield circuit
+
+
 def install(app: Flask) -> None:
     registry = CollectorRegistry()
+    registry.register(UpstreamCollector(app))  # type: ignore[arg-type]
     requests = Counter("opacgw_requests_total", "API requests", ["method", "route", "status"], registry=registry)
     latency = Histogram("opacgw_request_seconds", "API request latency", ["route"], registry=registry,
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

@@ -144,6 +144,7 @@ class Gateway:
         self._lock = threading.Lock()
         self._db_local = threading.local()
         self.gateway_alerts = importlib.util.find_spec("gateway.sdi") is not None
+        self._last_purge = 0.0
 
     # ------------------------------------------------------------ plumbing
     def db(self) -> sqlite3.Connection:
@@ -235,11 +236,20 @@ class Gateway:
         record = SessionRecord(th, now, expiry(now, self.settings.session_ttl_minutes),
                                [r[0] for r in ok if r[0] is not None])
         self.store.create(record)
+        self._purge_now_and_then(now)
         vault_exp = record.expires_at.timestamp()
         by_lib = {a.library: a for a in accounts}
         for stored in record.accounts:
             self.vault.put(th, stored.library, by_lib[stored.library].password, vault_exp)
         return token, record, [r[1] for r in results]
+
+    def _purge_now_and_then(self, now: datetime) -> None:
+        """Drop expired sessions and credentials at most once a minute."""
+        if time.monotonic() - self._last_purge < 60:
+            return
+        self._last_purge = time.monotonic()
+        self.store.purge(now)
+        self.vault.purge()
 
     def current(self, required: bool = True) -> SessionContext | None:
         if "opacgw_session" in g:

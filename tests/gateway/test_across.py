@@ -148,3 +148,12 @@ def test_openapi_covers_the_contract(client) -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 200
     assert b"opacgw_requests_total" in client.get("/metrics").data
+
+
+def test_metrics_show_upstream_state(client) -> None:
+    token = two(client)
+    client.get("/v1/loans", headers=bearer(token))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'opacgw_circuit_open{library="alpha"} 0.0' in text
+    assert 'opacgw_upstream_in_flight{library="beta"} 0.0' in text
+    assert 'opacgw_requests_total{method="GET",route="/v1/loans",status="200"} 1.0' in text
