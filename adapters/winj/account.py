@@ -293,7 +293,7 @@ class WinjAccountMixin(_Base):
     # ================================================================ history
     @translate_transport_errors
     def history(self, session: UpstreamSession, page: int, per_page: int) -> HistoryPage:
-        page, per_page = max(1, page), max(1, min(per_page, max(HISTORY_DISP)))
+        page, per_page = max(1, page), max(1, per_page)
         with self.open(session) as client:
             def fetch(p: int, disp: int) -> ap.HistorySlice:
                 got = self._get(client, session, ap.HISTORY_PATH, [("page", str(p)), ("disp", str(disp))])
