@@ -293,3 +293,47 @@ def test_expired_portal_session_is_renewed_transparently(client: Any, simulator:
     assert body["status"] == "requested" and body["stale"] is False
     httpx.post(simulator.url + "/wo/_admin/expire-sessions").raise_for_status()
     assert client.delete(f"/v1/lending-requests/{rid}", headers=auth).status_code == 204
+
+
+@pytest.mark.e2e
+def test_done_means_over_real_http(tmp_path: Path, simulator: Any) -> None:
+    """The issue's walk-through over a real gateway server: register, log in, search,
+    request, watch it reach ready_for_pickup then completed, cancel a second one, be
+    refused 山口市立中央図書館, list everything with histories."""
+    from gateway.app import create_app
+
+    app = create_app(wo_config(tmp_path, simulator.url + "/wo"), secret_key=Fernet.generate_key().decode())
+    server = serve_app(app, name="gateway")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as gwc:
+            r = gwc.post(f"/v1/libraries/{LIB}/password-registrations",
+                         json={"card_number": TARO, "birth_date": "1990-01-01", "new_password": "Taro-2026!"})
+            assert r.status_code == 201
+            r = gwc.post("/v1/sessions", json={"library": LIB, "card_number": TARO, "password": "Taro-2026!"})
+            auth = {"Authorization": f"Bearer {r.json()['token']}"}
+            rec = gwc.get(f"/v1/libraries/{LIB}/records", params={"q": "アンパンマンのサンタクロース"}).json()
+            record_id = rec["records"][0]["id"]
+            first = gwc.post("/v1/lending-requests", headers={**auth, "Idempotency-Key": "k1"},
+                             json={"supplying_library": LIB, "record_id": record_id, "pickup_library": "shunan"})
+            assert first.status_code == 201
+            again = gwc.post("/v1/lending-requests", headers={**auth, "Idempotency-Key": "k1"},
+                             json={"supplying_library": LIB, "record_id": record_id, "pickup_library": "shunan"})
+            assert again.json()["id"] == first.json()["id"]
+            rid = first.json()["id"]
+            advance(simulator, steps="3")
+            assert gwc.get(f"/v1/lending-requests/{rid}", headers=auth).json()["status"] == "ready_for_pickup"
+            advance(simulator, steps="3")
+            assert gwc.get(f"/v1/lending-requests/{rid}", headers=auth).json()["status"] == "completed"
+            second = gwc.post("/v1/lending-requests", headers=auth,
+                              json={"supplying_library": LIB, "record_id": "1000000003", "pickup_library": "ube"})
+            assert gwc.delete(f"/v1/lending-requests/{second.json()['id']}", headers=auth).status_code == 204
+            refused = gwc.post("/v1/lending-requests", headers=auth,
+                               json={"supplying_library": LIB, "record_id": "1000000003",
+                                     "pickup_library": "yamaguchi-chuo"})
+            assert refused.status_code == 400 and "山口市立中央図書館" in refused.json()["detail"]
+            listed = gwc.get("/v1/lending-requests", headers=auth).json()["requests"]
+            assert {r["id"]: statuses(r)[-1] for r in listed} == {rid: "completed", second.json()["id"]: "cancelled"}
+            assert len(statuses(next(r for r in listed if r["id"] == rid))) == 7
+    finally:
+        server.stop()
+        app.extensions["opacgw"].close()
