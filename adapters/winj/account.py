@@ -94,7 +94,7 @@ class WinjAccountMixin(_Base):
     """The account capabilities of the winj adapter."""
 
     # ================================================================ helpers
-    def _acct_refusal(self, page: "Page", *, what: str, limit: int = SHELF_ITEM_LIMIT) -> GatewayError:
+    def _acct_refusal(self, page: Page, *, what: str, limit: int = SHELF_ITEM_LIMIT) -> GatewayError:
         """The portal refused: its message → the matching typed error."""
         lines = ap.form_errors(page.html) or page.errors()
         msg = " ".join(lines)
@@ -109,18 +109,18 @@ class WinjAccountMixin(_Base):
             return NotFound(f"{what}: not found at the library", library=lib, upstream_message=msg)
         return InvalidRequest(f"{what}: refused by the library", library=lib, upstream_message=msg)
 
-    def _acct_expect(self, page: "Page", done: str, *, what: str) -> None:
+    def _acct_expect(self, page: Page, done: str, *, what: str) -> None:
         """The page must say ``done``; else the refusal it shows (or UpstreamChanged)."""
         if any(done in line for line in page.messages()):
             return
         raise self._acct_refusal(page, what=what)
 
     # ================================================================ profile
-    def _acct_profile_page(self, client: httpx.Client, session: UpstreamSession) -> tuple["Page", ap.HtmlForm]:
+    def _acct_profile_page(self, client: httpx.Client, session: UpstreamSession) -> tuple[Page, ap.HtmlForm]:
         page = self._get(client, session, ap.PROFILE_FORM_PATH)
         return page, ap.find_profile_form(page.html, self.library.id)
 
-    def _acct_profile_of(self, page: "Page", form: ap.HtmlForm, session: UpstreamSession) -> Profile:
+    def _acct_profile_of(self, page: Page, form: ap.HtmlForm, session: UpstreamSession) -> Profile:
         return ap.profile_from_form(form, page.html, self.mask(session.card_number), self.library.id)
 
     @translate_transport_errors
@@ -200,15 +200,14 @@ class WinjAccountMixin(_Base):
                 form.set(f"chk_{stem}_{suffix}", "1" if kind in dest else None)
             if has_radio:
                 form.set(f"rdo_{stem}", ap.RADIO_ON if on else ap.RADIO_OFF)
-        if n is not None:
-            if n.due_reminder is not None:
-                days = str(n.due_reminder.days_before)
-                offered = [v for v, _ in form.options.get(ap.F_LIMIT_DAYS, [])]
-                if days not in offered:
-                    raise InvalidRequest(f"notifications.due_reminder.days_before must be one of {offered}",
-                                         library=lib, errors=[{"field": "notifications.due_reminder.days_before",
-                                                               "allowed": offered}])
-                form.set(ap.F_LIMIT_DAYS, days)
+        if n is not None and n.due_reminder is not None:
+            days = str(n.due_reminder.days_before)
+            offered = [v for v, _ in form.options.get(ap.F_LIMIT_DAYS, [])]
+            if days not in offered:
+                raise InvalidRequest(f"notifications.due_reminder.days_before must be one of {offered}",
+                                     library=lib, errors=[{"field": "notifications.due_reminder.days_before",
+                                                           "allowed": offered}])
+            form.set(ap.F_LIMIT_DAYS, days)
         if changes.pickup_branch is not None:
             branch = self.library.branch_by_name_or_id(changes.pickup_branch)
             label = branch.name if branch else changes.pickup_branch
@@ -508,7 +507,7 @@ class WinjAccountMixin(_Base):
         return fields
 
     def _acct_sdi_register(self, client: httpx.Client, session: UpstreamSession, fields: list[tuple[str, str]],
-                      done_key: str) -> "Page":
+                      done_key: str) -> Page:
         lib = self.library.id
         confirm = self._post(client, session, ap.SDI_CONFIRM_PATH, fields + [("btn_regist", "登録")])
         if not ap.is_sdi_confirm(confirm.html):
@@ -564,10 +563,9 @@ class WinjAccountMixin(_Base):
 
     @translate_transport_errors
     def update_alert(self, session: UpstreamSession, alert_id: str, changes: AlertUpdate) -> Alert:
-        lib = self.library.id
         content = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if k != "active"}
-        self._acct_sdi_check(list(changes.conditions) if changes.conditions is not None else None, changes.match
-                        if changes.conditions is not None else None, changes.max_results)
+        self._acct_sdi_check(list(changes.conditions) if changes.conditions is not None else None,
+                             changes.match if changes.conditions is not None else None, changes.max_results)
         with self.open(session) as client:
             row = self._acct_sdi_row(client, session, alert_id)
             current = self._acct_sdi_read(client, session, row)

@@ -374,9 +374,8 @@ def _record(library: str) -> None:
         path = CASSETTES / _cassette(library, flow)
         path.unlink(missing_ok=True)
         card, password = ACCOUNTS[library]
-        with live_adapter(library) as (adapter, _app):
-            with account_vcr("all").use_cassette(path.name):
-                fn(adapter, card, password)
+        with live_adapter(library) as (adapter, _app), account_vcr("all").use_cassette(path.name):
+            fn(adapter, card, password)
         print("recorded", path.relative_to(ROOT))
 
 
