@@ -47,6 +47,7 @@ from adapters.soap.mapping import (
     SoapOptions,
     as_text,
     build_request,
+    get_field,
     get_path,
     map_hold,
     map_holds,
@@ -266,7 +267,10 @@ class SoapAdapter(Adapter):
             )
         if api == "limit_exceeded":
             return LimitExceeded(
-                "the library's limit was reached", library=lib, upstream_message=msg
+                "the library's limit was reached",
+                library=lib,
+                upstream_message=msg,
+                limit=self.library.hold_limit,
             )
         if api == "password_change_required":
             return PasswordChangeRequired(library=lib, upstream_message=msg)
@@ -371,6 +375,7 @@ class SoapAdapter(Adapter):
                     _renewal_failed(loan_id, NotFound("no such loan", library=self.library.id))
                 )
                 continue
+            loan: Loan | None
             try:
                 loan = self._renew_one(session, loan_id)
             except UpstreamTimeout as exc:
@@ -433,6 +438,7 @@ class SoapAdapter(Adapter):
                 contact_code=contact,
                 expires_on=request.expires_on,
             )
+            hold: Hold | None
             try:
                 hold = self._place_one(session, record_id, values)
             except UpstreamTimeout as exc:
@@ -484,9 +490,9 @@ class SoapAdapter(Adapter):
         # none given: the patron's home location, else the library's first branch
         op = self.options.operations.profile
         if op.fields.pickup_code:
-            code = as_text(get_path(self.call(op, self._values(session)), op.fields.pickup_code))
-            if code:
-                return code
+            home = as_text(get_field(self.call(op, self._values(session)), op.fields.pickup_code))
+            if home:
+                return home
         if self.library.branches:
             b = self.library.branches[0]
             return b.code or b.id

@@ -404,7 +404,7 @@ def map_loan(op: LoansOp, item: Any, ctx: Context) -> Loan:
     due_on = as_date(get_field(item, f.due_on), "due_on", ctx.tz)
     if due_on is None:
         raise UpstreamChanged("missing due_on in the answer")
-    state = "renewable"
+    state: Any = "renewable"  # or a RenewalRefusal, from the validated table
     if f.renewal:
         state = lookup(op.renewal, get_field(item, f.renewal), "loan renewability")
     overdue = state == "overdue" or due_on < ctx.today

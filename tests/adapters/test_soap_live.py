@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
 from adapters.soap import SoapAdapter
 from fixtures.registry import serve_app
 from fixtures.soap import DEMO_PATRONS, create_app
-from fixtures.soap.data import RENEWAL_DAYS, Circulation, holdable_record_id
+from fixtures.soap.data import HOLD_LIMIT, RENEWAL_DAYS, Circulation, holdable_record_id
 from fixtures.soap.record import demo_flow
 from gateway.config import GatewayConfig, LibraryConfig, sandbox_config
-from gateway.errors import CardNumberInvalid, InvalidCredentials, SessionExpired
+from gateway.errors import CardNumberInvalid, Conflict, InvalidCredentials, SessionExpired
 from gateway.models import HoldRequest
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +114,76 @@ def test_upstream_calls_per_operation(sim: Any) -> None:
         == 2
     )
     assert cost(adapter.logout, session) == 1
+
+
+def test_hold_limit_is_limit_exceeded(sim: Any) -> None:
+    lib, config, _ = sim
+    adapter = SoapAdapter(config)
+    session = adapter.login(*DEMO_PATRONS[lib])
+    have = len(adapter.holds(session))
+    ids = [holdable_record_id(lib, n) for n in range(HOLD_LIMIT - have + 1)]
+    results = adapter.place_holds(
+        session, HoldRequest(record_ids=ids, pickup_branch=config.branches[0].name)
+    )
+    assert [r.ok for r in results] == [True] * (HOLD_LIMIT - have) + [False]
+    last = results[-1].error
+    assert last is not None and last.code == "limit_exceeded"
+    assert last.model_dump()["limit"] == config.hold_limit == HOLD_LIMIT
+
+
+def test_locked_hold_is_conflict_where_the_vendor_locks_it(sim: Any) -> None:
+    lib, config, _ = sim
+    adapter = SoapAdapter(config)
+    session = adapter.login(*DEMO_PATRONS[lib])
+    ready = next(h for h in adapter.holds(session) if h.status == "ready")
+    if ready.cancelable:
+        adapter.cancel_hold(session, ready.id)
+        assert ready.id not in {h.id for h in adapter.holds(session)}
+    else:
+        with pytest.raises(Conflict) as exc:
+            adapter.cancel_hold(session, ready.id)
+        assert exc.value.to_problem()["upstream_message"]
+
+
+def test_simulator_speaks_soap_11_only(sim: Any) -> None:
+    _lib, config, _ = sim
+    envelope = b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body/></soap:Envelope>'
+    r = httpx.post(
+        config.base_url, content=envelope, headers={"Content-Type": "application/soap+xml"}
+    )
+    assert r.status_code == 415
+    r = httpx.post(config.base_url, content=b"<not-xml", headers={"Content-Type": "text/xml"})
+    assert r.status_code == 500 and b"Fault>" in r.content
+
+
+def test_libranet_checks_soapaction() -> None:
+    """The .asmx-style vendor dispatches on SOAPAction (OPAC-Link sends an empty one)."""
+    running = serve_app(create_app("soap-demo"), name="soap-demo")
+    url = running.url + "/LibraNet/CirculationService.asmx"
+
+    body = (
+        b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        b'<ln:GetPickupLocations xmlns:ln="urn:libranet:circulation:2"/></soap:Body></soap:Envelope>'
+    )
+    ok = httpx.post(
+        url,
+        content=body,
+        headers={
+            "Content-Type": "text/xml",
+            "SOAPAction": '"urn:libranet:circulation:2/GetPickupLocations"',
+        },
+    )
+    assert ok.status_code == 200 and b"LocationName" in ok.content
+    bad = httpx.post(
+        url,
+        content=body,
+        headers={
+            "Content-Type": "text/xml",
+            "SOAPAction": '"urn:libranet:circulation:2/GetIssues"',
+        },
+    )
+    running.stop()
+    assert bad.status_code == 500 and b"SOAPAction" in bad.content
 
 
 def test_card_number_is_normalised_and_checked(sim: Any) -> None:
