@@ -40,12 +40,12 @@ from gateway.models import (
     AlertCreate,
     AlertUpdate,
     Cart,
+    HistoryPage,
     Hold,
+    Holding,
     HoldRequest,
     HoldResult,
     HoldUpdate,
-    HistoryPage,
-    Holding,
     Loan,
     Message,
     Profile,
@@ -80,7 +80,7 @@ class UpstreamSession:
         return {"card_number": self.card_number, "cookies": self.cookies, "data": self.data}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "UpstreamSession":
+    def from_dict(cls, d: dict[str, Any]) -> UpstreamSession:
         return cls(card_number=d["card_number"], cookies=dict(d.get("cookies", {})), data=dict(d.get("data", {})))
 
     def __repr__(self) -> str:  # never print cookies or the card number
@@ -91,7 +91,7 @@ class _SharedTransport(httpx.HTTPTransport):
     """A pooled transport shared by the per-call clients of one adapter; closing a
     client must not close the pool."""
 
-    def close(self) -> None:  # noqa: D401 - see class docstring
+    def close(self) -> None:
         pass
 
     def really_close(self) -> None:
@@ -106,7 +106,7 @@ class Adapter:
     #: whether the adapter can re-read its own state after an ambiguous write
     description: ClassVar[str] = ""
 
-    def __init__(self, library: "LibraryConfig", *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, library: LibraryConfig, *, transport: httpx.BaseTransport | None = None) -> None:
         self.library = library
         self._transport = transport or _SharedTransport(
             limits=httpx.Limits(max_connections=library.max_concurrency * 2,
@@ -140,7 +140,7 @@ class Adapter:
 
     @staticmethod
     def keep_cookies(client: httpx.Client, session: UpstreamSession) -> None:
-        session.cookies = {c.name: c.value for c in client.cookies.jar}
+        session.cookies = {c.name: c.value or "" for c in client.cookies.jar}
 
     def close(self) -> None:
         t = self._transport

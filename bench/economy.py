@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import SANDBOX, demo, gateway_config, rewire, start_sim  # noqa: E402
-from fixtures.registry import demo_accounts, simulators  # noqa: E402
-from gateway.app import create_app  # noqa: E402
+from bench._common import SANDBOX, demo, gateway_config, rewire, start_sim
+from fixtures.registry import demo_accounts, simulators
+from gateway.app import create_app
 
 OPS = [("loans", "/loans"), ("holds", "/holds"), ("profile", "/patron"), ("cart", "/cart"),
        ("history", "/history"), ("messages", "/messages"), ("shelves", "/shelves")]
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"  {'library':<16}" + "".join(f"{n:>10}" for n in names))
     worst = {}
     for row in rows:
-        print(f"  {row['library']:<16}" + "".join(f"{str(row.get(n, '-')):>10}" for n in names))
+        print(f"  {row['library']:<16}" + "".join(f"{row.get(n, '-')!s:>10}" for n in names))
         for n, t in TARGET.items():
             if isinstance(row.get(n), int):
                 worst[n] = max(worst.get(n, 0), row[n])

@@ -20,9 +20,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import SANDBOX, demo, gateway_config, median_time, rewire, start_sim  # noqa: E402
-from fixtures.registry import serve_app  # noqa: E402
-from gateway.app import create_app  # noqa: E402
+from bench._common import SANDBOX, demo, gateway_config, median_time, rewire, start_sim
+from fixtures.registry import serve_app
+from gateway.app import create_app
 
 TEMPLATE = "kagoshima-pref"
 

@@ -26,8 +26,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.registry import adapter_class  # noqa: E402
-from bench._common import SANDBOX, demo, gateway_config, median_time, rewire, to_toml  # noqa: E402
+from adapters.registry import adapter_class
+from bench._common import SANDBOX, demo, gateway_config, median_time, rewire, to_toml
 
 TEMPLATE = "kagoshima-pref"
 

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -237,7 +237,7 @@ def calendar() -> Response:
     cal.add("prodid", "-//OPAC Gateway//due dates//JA")
     cal.add("version", "2.0")
     cal.add("x-wr-calname", "図書館の返却期限")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for loan in loans:
         ev = Event()
         ev.add("uid", f"{loan.library}-{loan.id}@opac-gateway")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from gateway.errors import GatewayError, InvalidRequest, NotFound
-from gateway.http import bool_arg, body, int_arg, json_response, spec
+from gateway.http import body, bool_arg, int_arg, json_response, spec
 from gateway.models import (
     Cart,
     HistoryPage,
@@ -269,4 +269,4 @@ def export_shelf(library: str, shelf_id: str) -> Response:
     return resp
 
 
-__all__ = ["bp", "GatewayError", "Problem"]
+__all__ = ["GatewayError", "Problem", "bp"]

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from gateway.errors import InvalidRequest, PasswordPolicyViolation
 from gateway.http import _errors, body, json_response, spec
-from gateway.models import AccountLogin, AccountState, PasswordChange, SessionCreate, SessionOut
+from gateway.models import AccountState, PasswordChange, SessionCreate, SessionOut
 from gateway.policy import check_password
 from gateway.runtime import gw, normalize_card
 

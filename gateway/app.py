@@ -16,7 +16,6 @@ import pkgutil
 import threading
 import time
 from collections import deque
-from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -151,4 +150,4 @@ def _consteq(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-__all__ = ["create_app", "problem_response", "Conflict"]
+__all__ = ["Conflict", "create_app", "problem_response"]

@@ -13,7 +13,14 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
-from gateway.config import ENV_CONFIG, ConfigError, GatewayConfig, load_config, sandbox_config, sandbox_toml
+from gateway.config import (
+    ENV_CONFIG,
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    sandbox_config,
+    sandbox_toml,
+)
 
 log = logging.getLogger("opacgw")
 

@@ -44,7 +44,7 @@ class PasswordPolicy(Strict):
     case_sensitive: bool = True
 
     @model_validator(mode="after")
-    def _range(self) -> "PasswordPolicy":
+    def _range(self) -> PasswordPolicy:
         if self.min_length > self.max_length:
             raise ValueError("min_length is greater than max_length")
         return self

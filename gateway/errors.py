@@ -32,7 +32,7 @@ class GatewayError(Exception):
         self.retry_after = retry_after
         self.extra = {k: v for k, v in extra.items() if v is not None}
 
-    def with_library(self, library: str) -> "GatewayError":
+    def with_library(self, library: str) -> GatewayError:
         if self.library is None:
             self.library = library
         return self

@@ -27,14 +27,14 @@ TTL_SECONDS = 24 * 3600
 _KEEP_HEADERS = ("Content-Type", "Location", "Retry-After")
 
 
-def _ensure(gw: "Gateway") -> None:
+def _ensure(gw: Gateway) -> None:
     gw.db().execute(
         "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT, key TEXT, fingerprint TEXT, state TEXT, "
         "status INTEGER, body BLOB, headers TEXT, created REAL, PRIMARY KEY (scope, key))"
     )
 
 
-def install(app: Flask, gw: "Gateway") -> None:
+def install(app: Flask, gw: Gateway) -> None:
     @app.before_request
     def _replay() -> Response | None:
         if request.method != "POST":

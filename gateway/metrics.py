@@ -5,7 +5,13 @@ from __future__ import annotations
 import time
 
 from flask import Flask, Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 
 
 class UpstreamCollector:
@@ -28,7 +34,7 @@ class UpstreamCollector:
             guard = gw.guard(lib)
             in_flight.add_metric([lib], guard.in_flight)
             circuit.add_metric([lib], 0 if guard.state == "closed" else 1)
-            adapter = gw._adapters.get(lib)  # noqa: SLF001 - only adapters already in use
+            adapter = gw._adapters.get(lib)
             requests.add_metric([lib], adapter.request_count if adapter else 0)
         yield requests
         yield in_flight

@@ -59,7 +59,7 @@ class UpstreamGuard:
         return str(self.breaker.current_state)
 
     def retry_after(self) -> int:
-        opened = self.breaker._state_storage.opened_at  # noqa: SLF001 - pybreaker keeps it there
+        opened = self.breaker._state_storage.opened_at
         if opened is None:
             return int(self.breaker.reset_timeout)
         if hasattr(opened, "timestamp"):

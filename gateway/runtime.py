@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -230,7 +230,7 @@ class Gateway:
             first_error = results[0][2]
             assert first_error is not None
             raise first_error
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         token = new_token()
         th = token_hash(token)
         record = SessionRecord(th, now, expiry(now, self.settings.session_ttl_minutes),
@@ -261,7 +261,7 @@ class Gateway:
                 raise Unauthenticated("send Authorization: Bearer <token> from POST /v1/sessions")
             return None
         th = token_hash(token.strip())
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         record = self.store.get(th, now)
         if record is None:
             self.vault.drop(th)
@@ -284,10 +284,10 @@ class Gateway:
                 continue
             try:
                 adapter = self.adapter(acc.library)
-                self.guard(acc.library).call(lambda: adapter.logout(UpstreamSession.from_dict(data)), read=False)
+                self.guard(acc.library).call(lambda a=adapter, d=data: a.logout(UpstreamSession.from_dict(d)), read=False)
             except GatewayError as err:  # logging out upstream is best effort
                 log.info("upstream logout failed library=%s code=%s", acc.library, err.code)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("upstream logout crashed library=%s", acc.library)
         self.store.delete(ctx.token_hash)
         self.vault.drop(ctx.token_hash)
@@ -394,7 +394,7 @@ class Gateway:
             return value, None, int((time.perf_counter() - t0) * 1000)
         except GatewayError as err:
             return None, err, int((time.perf_counter() - t0) * 1000)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("unexpected error in an upstream call")
             return None, InternalError(), int((time.perf_counter() - t0) * 1000)
 

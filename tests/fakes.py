@@ -21,7 +21,7 @@ from gateway.errors import (
     UpstreamChanged,
     UpstreamUnavailable,
 )
-from gateway.models import Hold, HoldRequest, HoldResult, Holding, Loan, RenewalResult
+from gateway.models import Hold, Holding, HoldRequest, HoldResult, Loan, RenewalResult
 
 PASSWORD = "secret-pw-1234"
 

@@ -6,7 +6,6 @@ ports, the gateway on a free one) and walks the README's first steps through htt
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -30,7 +29,7 @@ def test_error_table_matches_api_md() -> None:
     api = SHARED / "docs" / "API.md"
     if not api.exists():
         pytest.skip("../shared/docs/API.md is absent")
-    rows = set(re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", api.read_text(encoding="utf-8"), re.M))
+    rows = set(re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", api.read_text(encoding="utf-8"), re.MULTILINE))
     ours = {(str(c.status), c.code) for c in errors.ALL_ERRORS}
     assert rows == ours
 
@@ -40,7 +39,7 @@ def test_every_error_class_renders_one_shape(cls, app) -> None:
     view = f"raise_{cls.code}"
 
     @app.get(f"/_test/{cls.code}")
-    def _raise():  # noqa: ANN202
+    def _raise():
         raise cls("detail text", library="alpha")
 
     app.view_functions[view] = _raise

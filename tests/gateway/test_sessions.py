@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests import fakes
@@ -21,7 +21,7 @@ def test_single_account_shorthand(client) -> None:
                                  "error": None}] or body["accounts"][0]["card_number_masked"].endswith("2345")
     token = body["token"]
     assert len(base64.urlsafe_b64decode(token + "==")) >= 16  # ≥ 128 bits
-    assert datetime.fromisoformat(body["expires_at"]) > datetime.now(timezone.utc) + timedelta(minutes=29)
+    assert datetime.fromisoformat(body["expires_at"]) > datetime.now(UTC) + timedelta(minutes=29)
 
 
 def test_multi_account_partial_failure(client) -> None:
@@ -83,8 +83,8 @@ def test_expired_session(make_app, tmp_path) -> None:
     c = app.test_client()
     token = login(c, ("alpha", "12345", fakes.PASSWORD))
     gw = app.extensions["opacgw"]
-    with gw.store._conn() as conn:  # noqa: SLF001 - age the session
-        conn.execute("UPDATE sessions SET expires_at = ?", ((datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat(),))
+    with gw.store._conn() as conn:
+        conn.execute("UPDATE sessions SET expires_at = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(),))
     assert_problem(c.get("/v1/libraries/alpha/loans", headers=bearer(token)), 401, "unauthenticated")
 
 
@@ -92,8 +92,8 @@ def test_sliding_expiry(app) -> None:
     c = app.test_client()
     token = login(c, ("alpha", "12345", fakes.PASSWORD))
     gw = app.extensions["opacgw"]
-    soon = datetime.now(timezone.utc) + timedelta(minutes=2)
-    with gw.store._conn() as conn:  # noqa: SLF001
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    with gw.store._conn() as conn:
         conn.execute("UPDATE sessions SET expires_at = ?", (soon.isoformat(),))
     cur = c.get("/v1/sessions/current", headers=bearer(token)).get_json()
     assert datetime.fromisoformat(cur["expires_at"]) > soon + timedelta(minutes=20)
