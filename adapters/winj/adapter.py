@@ -60,10 +60,10 @@ from gateway.errors import (
 from gateway.models import (
     Cart,
     Hold,
+    Holding,
     HoldRequest,
     HoldResult,
     HoldUpdate,
-    Holding,
     Loan,
     Problem,
     Record,
@@ -270,7 +270,7 @@ class WinjAdapter(WinjAccountMixin, WinjHttp):
             page = self._post(client, session, pages.LEND_EXEC_PATH, [("btn_extension", "延長")])
         except httpx.TimeoutException:
             return self._renewal_after_timeout(client, session, before)
-        done, lines = pages.parse_extension_result(page.html)
+        _done, lines = pages.parse_extension_result(page.html)
         out: dict[str, RenewalResult] = {}
         for line in lines:
             old = before.get(line.item_id)

@@ -14,7 +14,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import date
 
-from selectolax.lexbor import LexborHTMLParser as HTMLParser, LexborNode as Node
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+from selectolax.lexbor import LexborNode as Node
 
 from gateway.errors import UpstreamChanged
 from gateway.models import CartItem, Hold, Holding, Loan, Record, RecordSummary, SearchResult
@@ -93,8 +94,8 @@ TXT_SYSTEM_ERROR = "システムエラー"
 
 _BIBID = re.compile(r"[?&]bibid=([^&#]+)")
 _DIGITS = re.compile(r"\d+")
-_CHARSET_HDR = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.I)
-_CHARSET_META = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.I)
+_CHARSET_HDR = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.IGNORECASE)
+_CHARSET_META = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------ decoding

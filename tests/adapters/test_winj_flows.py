@@ -128,7 +128,7 @@ def test_expired_upstream_session_is_reported_for_relogin() -> None:
 
 @pytest.mark.e2e
 def test_hold_limit_and_cart_limit() -> None:
-    with live_adapter("kumamoto-city") as (adapter, state):
+    with live_adapter("kumamoto-city") as (adapter, _state):
         case = CASES["kumamoto-city"]
         from gateway.models import HoldRequest, SearchQuery
 

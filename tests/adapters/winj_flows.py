@@ -313,9 +313,8 @@ def record_cassettes(library: str) -> None:
     for name, fn in flows_for(library).items():
         path = CASSETTES / f"{library}-{name}.yaml"
         path.unlink(missing_ok=True)
-        with live_adapter(library) as (adapter, _st):
-            with cassette_vcr("all").use_cassette(path.name):
-                fn(adapter, CASES[library])
+        with live_adapter(library) as (adapter, _st), cassette_vcr("all").use_cassette(path.name):
+            fn(adapter, CASES[library])
         print("recorded", path.relative_to(ROOT))
 
 
