@@ -25,10 +25,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bs4 import BeautifulSoup  # noqa: E402
+from bs4 import BeautifulSoup
 
-from adapters.winj import pages as P  # noqa: E402
-from tests.adapters.winj_flows import CASES, PAGES, TODAY, live_adapter  # noqa: E402
+from adapters.winj import pages as P
+from tests.adapters.winj_flows import CASES, PAGES, TODAY, live_adapter
 
 
 def _bs_rows(html: str, parser: str, table_sel: str, row_sel: str) -> list[dict[str, str]]:
@@ -92,9 +92,9 @@ def bench_parse(library: str, repeat: int) -> list[tuple[str, int, float, float,
             continue
         html = P.decode_html(path.read_bytes(), None)
         ours(html)  # warm up / must parse
-        sel = _time(lambda: ours(html), repeat)
-        bs_html = _time(lambda: bs(html, "html.parser"), max(10, repeat // 4))
-        bs_lxml = _time(lambda: bs(html, "lxml"), max(10, repeat // 4))
+        sel = _time(lambda ours=ours, html=html: ours(html), repeat)
+        bs_html = _time(lambda bs=bs, html=html: bs(html, "html.parser"), max(10, repeat // 4))
+        bs_lxml = _time(lambda bs=bs, html=html: bs(html, "lxml"), max(10, repeat // 4))
         rows.append((op, len(html.encode()), sel, bs_html, bs_lxml))
     return rows
 
