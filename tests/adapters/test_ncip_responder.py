@@ -220,3 +220,15 @@ def test_blocked_patron_and_duplicate_hold(client: Any) -> None:
 def test_pages_directory_has_the_saved_answer() -> None:
     page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user-52.xml"
     assert read_message(page.read_bytes()).findtext("LookupUserResponse/UserId/UserIdentifierValue") == "52"
+
+
+def test_a_handler_bug_is_a_problem_not_a_500(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fixtures.ncip.responder as R
+
+    def broken(*_: Any) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setitem(R.HANDLERS, "LookupAgency", broken)
+    status, root, data = post(client, M.lookup_agency(M.Header("OPACGW", "CPL"), "CPL"))
+    assert status == 200 and problem_types(root) == ["Temporary Processing Failure"]
+    assert validation_errors(data) in ([], None)
