@@ -145,6 +145,11 @@ class NcipAdapter(Adapter):
             resp = c.post(self.options.endpoint or "", content=message, headers=self._headers(),
                           **({"auth": basic} if basic else {}))
         body = resp.content
+        if resp.status_code in (401, 403, 407):
+            # The responder refused the gateway itself (options.auth), whatever the body
+            # says — never the patron's card or password.
+            raise UpstreamError(f"the NCIP responder refused the gateway's credentials (HTTP {resp.status_code})",
+                                library=self.library.id, http_status=resp.status_code)
         if resp.status_code >= 400 and b"NCIPMessage" not in body:
             if resp.status_code >= 500:
                 raise UpstreamUnavailable(f"the NCIP responder answered HTTP {resp.status_code}",

@@ -350,3 +350,24 @@ def test_scrubbed_cassettes_hold_no_password() -> None:
         text = f.read_text(encoding="utf-8")
         assert PASSWORD not in text and "wrong-password" not in text
         assert "authorization" not in text.lower().replace("authorizationinput", "")
+
+
+@respx.mock
+def test_http_401_is_the_gateways_credentials_not_the_patrons() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(401, content=_ncip(
+        "<ns1:Problem><ns1:ProblemType>User Authentication Failed</ns1:ProblemType></ns1:Problem>")))
+    with pytest.raises(UpstreamError) as exc:
+        _adapter(auth={"type": "bearer", "token": "old"}).login("00052", "ncip-pass")
+    assert exc.value.extra["http_status"] == 401
+
+
+@respx.mock
+def test_status_lines_before_the_xml_and_no_namespace() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, content=(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n\r\n"
+        b'<?xml version="1.0"?><NCIPMessage><LookupUserResponse><UserId><UserIdentifierValue>52'
+        b"</UserIdentifierValue></UserId><LoanedItem><ItemId><ItemIdentifierValue>3</ItemIdentifierValue></ItemId>"
+        + "<Title>悪意</Title>".encode() + b"<DateDue>2026/12/01</DateDue></LoanedItem></LookupUserResponse>"
+        b"</NCIPMessage>")))
+    [loan] = _adapter().loans(_session())
+    assert (loan.id, loan.title, loan.due_on.isoformat()) == ("3", "悪意", "2026-12-01")
