@@ -33,9 +33,6 @@ record 1, availability 1 + one per record found.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
-
 import httpx
 
 from adapters.base import UpstreamSession, translate_transport_errors
@@ -101,6 +98,10 @@ BTN_NORMAL = ("btn_reserve", "通常予約")
 BTN_ORDERED = ("btn_bulk", "まとめて予約")
 BTN_OK = ("btn_ok", "OK")
 NO_EXPIRY = ("9999", "12", "31")
+
+# The portal's refusal lines of a new password → the API's violation names.
+POLICY_LINES = (("文字以上", "min_length"), ("文字以内", "max_length"), ("使用できない文字", "charset"),
+                ("アルファベット", "require_letter"), ("数字", "require_digit"))
 
 SEARCH_FIELDS = (("q", "txt_word"), ("title", "txt_title"), ("author", "txt_author"),
                  ("publisher", "txt_publisher"), ("isbn", "txt_isbn"))
@@ -211,8 +212,9 @@ class WinjAdapter(WinjAccountMixin, WinjHttp):
                 raise InvalidCredentials("the current password is wrong", library=lib,
                                          upstream_message=pages.reason_text(e))
         if errors:
+            violations = sorted({rule for e in errors for needle, rule in POLICY_LINES if needle in e}) or ["other"]
             raise PasswordPolicyViolation("the library refused the new password", library=lib,
-                                          violations=["upstream"], upstream_message=pages.reason_text(errors[0]))
+                                          violations=violations, upstream_message=pages.reason_text(errors[0]))
         raise UpstreamChanged("no result on the password change screen", library=lib)
 
     # ================================================================ loans
@@ -437,16 +439,13 @@ class WinjAdapter(WinjAccountMixin, WinjHttp):
                                   reason="overdue", upstream_message=msg)
         return UpstreamError("the library refused the hold", library=lib, upstream_message=msg)
 
-    def _basket_or_error(self, page: Page, rid: str, results: dict[str, HoldResult]) -> pages.BasketPage | None:
-        lib = self.library.id
+    def _basket_or_error(self, page: Page, rid: str, results: dict[str, HoldResult]) -> pages.BasketPage:
+        """The cart page after 予約かごへ; a refusal becomes that record's result."""
         basket = pages.parse_basket(page.html)
-        for e in basket.errors:
-            if pages.TXT_CART_FULL in e:
-                results[rid] = HoldResult(record_id=rid, ok=False, error=_problem(LimitExceeded(
-                    "the reservation cart is full", library=lib, limit=self._cart_limit(e), upstream_message=e)))
-            elif pages.TXT_NO_RECORD in e:
-                results[rid] = HoldResult(record_id=rid, ok=False, error=_problem(
-                    NotFound(f"no record {rid!r}", library=lib)))
+        try:
+            self._raise_cart_error(basket)
+        except GatewayError as exc:
+            results[rid] = HoldResult(record_id=rid, ok=False, error=_problem(exc))
         return basket
 
     @staticmethod
@@ -551,18 +550,21 @@ class WinjAdapter(WinjAccountMixin, WinjHttp):
         with self.open(session) as client:
             page = self._post(client, session, pages.BASKET_ADD_PATH,
                               [(F_BIBID, record_id), ("btn_basket", "予約かごへ")])
-        results: dict[str, HoldResult] = {}
-        basket = self._basket_or_error(page, record_id, results)
-        if record_id in results:
-            err = results[record_id].error
-            assert err is not None
-            if err.code == "not_found":
-                raise NotFound(f"no record {record_id!r}", library=self.library.id)
-            raise LimitExceeded("the reservation cart is full", library=self.library.id,
-                                limit=getattr(err, "limit", None) or 10, upstream_message=err.upstream_message
-                                if hasattr(err, "upstream_message") else None)
-        assert basket is not None
+        basket = pages.parse_basket(page.html)
+        self._raise_cart_error(basket)
+        if record_id not in basket.indexes:
+            raise UpstreamChanged("the record did not appear in the cart", library=self.library.id)
         return Cart(items=basket.items)
+
+    def _raise_cart_error(self, basket: pages.BasketPage) -> None:
+        lib = self.library.id
+        for e in basket.errors:
+            if pages.TXT_CART_FULL in e:
+                raise LimitExceeded("the reservation cart is full", library=lib, limit=self._cart_limit(e),
+                                    upstream_message=e)
+            if pages.TXT_NO_RECORD in e:
+                raise NotFound("no such record", library=lib)
+            raise UpstreamError("the portal refused the cart change", library=lib, upstream_message=e)
 
     @translate_transport_errors
     def cart_remove(self, session: UpstreamSession, record_id: str) -> None:
@@ -625,6 +627,3 @@ class WinjAdapter(WinjAccountMixin, WinjHttp):
                     holdings.extend(rec.holdings)
         return holdings
 
-
-def _unused(*_: Any) -> date:  # pragma: no cover - keeps `date` imported for type readers
-    return date.today()
