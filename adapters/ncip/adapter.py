@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 import httpx
@@ -55,6 +55,7 @@ from gateway.models import (
     HoldRequest,
     HoldResult,
     Loan,
+    Message,
     Notifications,
     Problem,
     Profile,
@@ -66,6 +67,16 @@ from gateway.models import (
 
 XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 HOLD_REQUEST_TYPE = "Hold"
+#: BlockOrTrapType → the notice shown to the patron
+BLOCK_TEXT = {
+    "block hold": "予約できません(未納の料金または延滞資料があります)。",
+    "block request item": "資料の取り寄せ・予約を申し込めません。",
+    "block renewal": "貸出延長できません。",
+    "block check out": "貸出できません。",
+    "trap for message": "図書館からのお知らせがあります。カウンターでお尋ねください。",
+    "trap for lost card": "利用カードの紛失届が出ています。",
+    "trap for pickup": "取り置き中の資料があります。",
+}
 LENDING_REQUEST_TYPE = "Loan"
 
 
@@ -116,7 +127,7 @@ class NcipAdapter(Adapter):
     description = "NCIP 2.02 circulation responder (XML over HTTP POST)"
     capabilities = frozenset({
         "login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel",
-        "availability", "lending_request",
+        "messages", "availability", "lending_request",
     })
 
     def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
@@ -299,6 +310,26 @@ class NcipAdapter(Adapter):
             return RenewalResult(loan_id=before.id, ok=True, loan=after)
         err = UpstreamTimeout("no answer to the renewal; the loan is unchanged", library=self._lib)
         return RenewalResult(loan_id=before.id, ok=False, error=Problem(**err.to_problem()))
+
+    @translate_transport_errors
+    def messages(self, session: UpstreamSession, include_read: bool) -> list[Message]:
+        """Fines and blocks of LookupUser as the library's notices (NCIP has no mailbox).
+
+        Ids are stable (``fine-N`` by position, ``block-<type>``); nothing is ever "read"."""
+        info = self._lookup_user(session, elements=("Block Or Trap",), fiscal=True)
+        midnight = datetime.combine(self._today(), datetime.min.time(), tzinfo=self.library.tz)
+        out = []
+        for n, fine in enumerate(info.fines, 1):
+            at = datetime.fromisoformat(fine.accrued) if fine.accrued else midnight
+            out.append(Message(
+                id=f"fine-{n}", subject=f"未納の料金: {fine.amount} {fine.currency or info.currency or ''}".strip(),
+                body=fine.description or "料金が未納です。", sent_at=at, read=False))
+        for block in info.blocks:
+            slug = "-".join(block.lower().split())
+            out.append(Message(id=f"block-{slug}", subject=f"利用制限: {block}",
+                               body=BLOCK_TEXT.get(block.lower(), "図書館からのお知らせがあります。"),
+                               sent_at=midnight, read=False))
+        return out
 
     @translate_transport_errors
     def holds(self, session: UpstreamSession) -> list[Hold]:

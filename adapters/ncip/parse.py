@@ -260,6 +260,7 @@ class Fine:
     amount: str
     currency: str | None
     description: str | None
+    accrued: str | None = None  # AccrualDate as sent (ISO instant)
 
 
 @dataclass
@@ -456,9 +457,12 @@ def parse_lookup_user(raw: bytes | str, *, library: str, tz: ZoneInfo, today: da
     for acct in findall(body, "UserFiscalAccount"):
         balance = text(acct, "AccountBalance/MonetaryValue") or balance
         currency = text(acct, "AccountBalance/CurrencyCode") or currency
-        for fti in acct.iter("FiscalTransactionInformation"):
+        for det in acct.iter("AccountDetails"):
+            fti = find(det, "FiscalTransactionInformation")
+            if fti is None:
+                continue
             fines.append(Fine(text(fti, "Amount/MonetaryValue") or "0", text(fti, "Amount/CurrencyCode"),
-                              text(fti, "FiscalTransactionDescription")))
+                              text(fti, "FiscalTransactionDescription"), _instant(text(det, "AccrualDate"))))
     valid_to = [d for d in (_date(text(p, "ValidToDate"), tz, library, "ValidToDate")
                             for p in findall(uof, "UserPrivilege")) if d]
     info = UserInfo(

@@ -82,6 +82,8 @@ def test_lookup_user_loans_requests_fines(name: str) -> None:
     assert u.name in ("John Smith", "James Smith")
     assert (u.balance, u.currency) == ("105", "CZK")
     assert [f.amount for f in u.fines] == ["25"]
+    assert u.fines[0].accrued is not None and u.fines[0].accrued.startswith("2014-11-14T16:22:46")
+    assert u.fines[0].description and u.fines[0].description.startswith("Please note")
     assert u.valid_to == date(2099, 12, 31)
     loans = {loan.item_id: loan for loan in u.loans}
     assert set(loans) == {"104", "105"}

@@ -108,6 +108,8 @@ def test_blocked_patron_cannot_place_holds(env: Any) -> None:
                headers=h)
     [result] = r.get_json()["results"]
     assert result["error"]["code"] == "account_blocked" and result["error"]["status"] == 403
+    msgs = c.get(f"/v1/libraries/{LIB}/messages", headers=h).get_json()["messages"]
+    assert {m["subject"] for m in msgs} >= {"未納の料金: 300 JPY", "利用制限: Block Hold"}
 
 
 def test_lending_request_routed_over_ncip(env: Any) -> None:

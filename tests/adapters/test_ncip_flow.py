@@ -226,6 +226,19 @@ def test_catalog_record_and_availability(flow: Callable[..., NcipAdapter]) -> No
         a.record("999")
 
 
+def test_fines_and_blocks_as_messages(flow: Callable[..., NcipAdapter]) -> None:
+    a = flow("ncip-messages")
+    blocked = a.login("00053", PASSWORD)
+    msgs = {m.id: m for m in a.messages(blocked, False)}
+    assert set(msgs) == {"fine-1", "block-block-hold", "block-block-request-item", "block-block-renewal"}
+    assert msgs["fine-1"].subject == "未納の料金: 300 JPY" and msgs["fine-1"].body == "延滞料"
+    assert "予約できません" in msgs["block-block-hold"].body
+    assert not any(m.read for m in msgs.values())
+    loans = a.loans(blocked)
+    assert [loan.renewable for loan in loans] == [False]  # Block Renewal
+    assert a.messages(a.login(CARD, PASSWORD), False) == []
+
+
 # ------------------------------------------------------------------ respx edge cases
 def _adapter(**options: Any) -> NcipAdapter:
     opts = {**LIB.options, **options}
@@ -345,7 +358,7 @@ def test_duplicate_request_problem_is_conflict() -> None:
 
 def test_scrubbed_cassettes_hold_no_password() -> None:
     files = sorted(CASSETTES.glob("*.yaml"))
-    assert len(files) >= 4
+    assert len(files) >= 5
     for f in files:
         text = f.read_text(encoding="utf-8")
         assert PASSWORD not in text and "wrong-password" not in text
