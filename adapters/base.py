@@ -94,6 +94,11 @@ class _SharedTransport(httpx.HTTPTransport):
     def close(self) -> None:
         pass
 
+    def __exit__(self, *exc: object) -> None:
+        # ``with client:`` exits the transport too (httpx), which would close every
+        # pooled connection — including ones other threads are reading from.
+        pass
+
     def really_close(self) -> None:
         super().close()
 
