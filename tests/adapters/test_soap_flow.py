@@ -324,3 +324,73 @@ def test_fault_with_http_200_is_still_a_fault(mock: Any) -> None:
     adapter = SoapAdapter(_lib("soap-demo"))
     with pytest.raises(NotRenewable):
         adapter.call(adapter.options.operations.renew, {"session": "k", "loan_id": "ISS0002"})
+
+
+# ---------------------------------------------------------------- through the gateway, with respx
+@pytest.fixture
+def gateway_client(mock: Any, tmp_path: Path) -> Any:
+    from cryptography.fernet import Fernet
+
+    from gateway.app import create_app
+    from gateway.config import GatewayConfig
+
+    lib = _lib("soap-demo")
+    settings = CFG.gateway.model_copy(
+        update={"database": str(tmp_path / "gw.sqlite3"), "read_cache_seconds": 0}
+    )
+    app = create_app(
+        GatewayConfig(gateway=settings, libraries={lib.id: lib}),
+        secret_key=Fernet.generate_key().decode(),
+    )
+    yield app.test_client()
+    app.extensions["opacgw"].close()
+
+
+UNKNOWN_FAULT = (
+    b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>'
+    b"<faultcode>soap:Server</faultcode><faultstring>ORA-00054: resource busy</faultstring>"
+    b"</soap:Fault></soap:Body></soap:Envelope>"
+)
+
+
+@pytest.mark.parametrize(
+    ("loans_answer", "status", "code"),
+    [
+        (lambda r: _soap(UNKNOWN_FAULT, 500), 502, "upstream_error"),
+        (lambda r: httpx.Response(500, text="<html>500</html>"), 503, "upstream_unavailable"),
+        (lambda r: _soap(b"<soap:Envelope"), 502, "upstream_changed"),
+        (lambda r: _soap(_env("soap-demo", "RenewIssue-ok")), 502, "upstream_changed"),
+    ],
+)
+def test_a_fault_never_surfaces_as_a_500(
+    gateway_client: Any, mock: Any, loans_answer: Any, status: int, code: str
+) -> None:
+    def handler(op: str, request: httpx.Request) -> httpx.Response:
+        if op == "AuthenticateBorrower":
+            return _soap(_env("soap-demo", "AuthenticateBorrower-ok"))
+        return loans_answer(request)
+
+    _route(mock, "soap-demo", handler)
+    c = gateway_client
+    r = c.post(
+        "/v1/sessions",
+        json={"library": "soap-demo", "card_number": "2000000001", "password": "soap-pass"},
+    )
+    assert r.status_code == 201, r.get_json()
+    h = {"Authorization": f"Bearer {r.get_json()['token']}"}
+    r = c.get("/v1/libraries/soap-demo/loans", headers=h)
+    assert r.status_code == status, r.get_json()
+    assert r.get_json()["code"] == code and r.get_json()["library"] == "soap-demo"
+    assert "soap-pass" not in r.get_data(as_text=True)
+
+
+def test_gateway_timeout_is_504(gateway_client: Any, mock: Any) -> None:
+    def handler(op: str, request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("slow", request=request)
+
+    _route(mock, "soap-demo", handler)
+    r = gateway_client.post(
+        "/v1/sessions",
+        json={"library": "soap-demo", "card_number": "2000000001", "password": "soap-pass"},
+    )
+    assert r.status_code == 504 and r.get_json()["code"] == "upstream_timeout"

@@ -282,6 +282,28 @@ def test_http_flow(gateway: Any) -> None:
     profile = c.get(f"{base}/patron", headers=h).get_json()
     assert profile["card_number_masked"].endswith(DEMO_PATRONS[lib][0][-4:])
 
+    # logging out of the gateway ends the vendor's session too
+    sessions = gateway_sim_sessions(gateway)
+    assert len(sessions) == 1
+    assert c.delete("/v1/sessions/current", headers=h).status_code == 204
+    assert not sessions
+
+
+def gateway_sim_sessions(gateway: Any) -> dict[str, str]:
+    return gateway[3].config["circulation"].sessions  # type: ignore[no-any-return]
+
+
+def test_concurrent_calls_share_one_wsdl_client(sim: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    lib, config, _ = sim
+    adapter = SoapAdapter(config)
+    session = adapter.login(*DEMO_PATRONS[lib])
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: adapter.loans(session), range(32)))
+    assert all([l.id for l in r] == [l.id for l in results[0]] for r in results)
+    assert adapter.request_count == 2 + 32  # one WSDL load, however many threads
+
 
 def test_http_wrong_password_is_401_not_500(gateway: Any) -> None:
     lib, _, c, _ = gateway
