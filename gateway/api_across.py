@@ -126,7 +126,10 @@ def _ja_day(d: date, today: date) -> str:
     return f"{d.month}月{d.day}日（{_JA_DAYS[d.weekday()]}）"
 
 
-def _en_list(parts: list[str]) -> str:
+def _en_list(parts: list[str], more: int = 0) -> str:
+    """"a", "a and b", "a, b and c"; with more: "a, b, c and 2 more"."""
+    if more:
+        parts = [*parts, f"{more} more"]
     if len(parts) <= 1:
         return "".join(parts)
     return ", ".join(parts[:-1]) + " and " + parts[-1]
@@ -174,23 +177,25 @@ def summary_text(lang: str, today: date, loans: list[Loan], due_soon: list[Loan]
         out.append(f"You have {_plural(len(loans), 'loan', 'loans')} at {len(libs)} libraries.")
     else:
         out.append(f"You have {_plural(len(loans), 'loan', 'loans')} at {names[next(iter(libs))]}.")
+    def extra(items: list[Any]) -> int:
+        return max(0, len(items) - max_named)
+
     if overdue:
-        titles = _en_list([f"“{l.title}”" for l in overdue[:max_named]])
-        more = f" and {len(overdue) - max_named} more" if len(overdue) > max_named else ""
+        titles = _en_list([f"“{l.title}”" for l in overdue[:max_named]], extra(overdue))
         verb = "is" if len(overdue) == 1 else "are"
-        out.append(f"{titles}{more} {verb} overdue; please return {'it' if len(overdue) == 1 else 'them'} soon.")
+        out.append(f"{titles} {verb} overdue; please return {'it' if len(overdue) == 1 else 'them'} soon.")
     if due_soon:
         parts = [f"“{l.title}” {_en_day(l.due_on, today) if l.due_on in (today, today + timedelta(days=1)) else 'on ' + _en_day(l.due_on, today)}"
                  for l in due_soon[:max_named]]
-        more = f", and {len(due_soon) - max_named} more" if len(due_soon) > max_named else ""
-        out.append(f"Due within three days: {_en_list(parts)}{more}.")
+        out.append(f"Due within three days: {_en_list(parts, extra(due_soon))}.")
     elif loans and not overdue:
         out.append("Nothing is due in the next three days.")
     if ready:
         parts = [f"“{h.title}” at {h.pickup_branch or short.get(h.library, h.library)}" for h in ready[:max_named]]
-        more = f", and {len(ready) - max_named} more" if len(ready) > max_named else ""
-        noun = "hold is" if len(ready) == 1 else "holds are"
-        out.append(f"Ready to collect ({len(ready)} {noun} waiting): {_en_list(parts)}{more}.")
+        if len(ready) == 1:
+            out.append(f"Ready to collect: {parts[0]}.")
+        else:
+            out.append(f"{len(ready)} holds are ready to collect: {_en_list(parts, extra(ready))}.")
     if failed:
         out.append(f"I couldn't reach {_en_list([names.get(f, f) for f in failed])} just now.")
     return " ".join(out)

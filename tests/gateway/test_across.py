@@ -80,12 +80,17 @@ def test_summary_text_reads_naturally() -> None:
     names = {"kumamoto-city": "熊本市立図書館", "niigata-city": "新潟市立図書館"}
     en = summary_text("en", today, [loan], [loan], [], [hold], ["niigata-city"], names, names)
     assert en == ("You have 1 loan at 熊本市立図書館. Due within three days: “悪意” tomorrow. "
-                  "Ready to collect (1 hold is waiting): “赤い蝋燭と人魚” at 龍田. "
+                  "Ready to collect: “赤い蝋燭と人魚” at 龍田. "
                   "I couldn't reach 新潟市立図書館 just now.")
     ja = summary_text("ja", today, [loan], [loan], [], [hold], [], names, names)
     assert ja == ("いま熊本市立図書館で1冊借りています。3日以内に返却期限が来るのは「悪意」（明日まで）です。"
                   "予約の「赤い蝋燭と人魚」（龍田）が受け取れます。")
     assert summary_text("en", today, [], [], [], [], [], names, names) == "You have no loans right now."
+    many = [loan.model_copy(update={"id": str(i), "title": t, "due_on": today - timedelta(days=2), "overdue": True})
+            for i, t in enumerate(["a", "b", "c", "d", "e"])]
+    en = summary_text("en", today, many, [], many, [], [], names, names)
+    assert en == ("You have 5 loans at 熊本市立図書館. “a”, “b”, “c” and 2 more are overdue; "
+                  "please return them soon.")
 
 
 def test_calendar_is_valid_icalendar(client) -> None:
