@@ -11,8 +11,9 @@ Rules (DESIGN.md):
   tested on saved pages);
 - raise ``gateway.errors`` types; a page that cannot be understood is
   ``UpstreamChanged``, never an empty list;
-- raise ``SessionExpired`` when the upstream session is gone; the gateway logs in
-  again and repeats reads (writes are re-read first);
+- raise ``SessionExpired`` when the upstream session is gone, and only before the
+  upstream acted (e.g. the first page of a flow redirected to the login form): the
+  gateway then logs in again and repeats the call, read or write;
 - never retry a write blindly.
 
 A method an adapter does not override raises ``NotSupported``; the gateway checks
