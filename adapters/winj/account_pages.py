@@ -73,6 +73,7 @@ SDI_DELETE_PATH = "sdi-delete.do"
 SEL_PROFILE_FORM = "form#user-info-form, form[name=UserInfoForm]"
 SEL_PROFILE_CONFIRM = "form#user-info-confirm"
 SEL_CARD_LIMIT = "#card-limit"
+SEL_USER_NAME = "#username"
 SEL_CONFIRM_PICKUP = "td.pickup"
 SEL_CONFIRM_CONTACT = "td.contact"
 SEL_CONFIRM_HISTORY = "td.history"
@@ -286,7 +287,8 @@ def profile_from_form(form: HtmlForm, html: str, card_masked: str, library: str 
     if due is None or registration is None or hold_ready is None:
         raise UpstreamChanged("利用者情報変更 form without its notice rows", library=library)
     phone = form.label_of(F_TEL) if F_TEL in form.names else ""
-    expiry_node = tree(html).css_first(SEL_CARD_LIMIT)
+    t = tree(html)
+    expiry_node = t.css_first(SEL_CARD_LIMIT)
     try:
         expires = parse_optional_date(node_text(expiry_node)) if expiry_node is not None else None
     except MappingError as exc:
@@ -297,7 +299,7 @@ def profile_from_form(form: HtmlForm, html: str, card_masked: str, library: str 
         raise UpstreamChanged("利用者情報変更 form without 予約受取館/予約連絡方法", library=library)
     return Profile(
         card_number_masked=card_masked,
-        name=None,
+        name=node_text(t.css_first(SEL_USER_NAME)) or None,
         emails=emails,
         pickup_branch=pickup,
         contact_method=contact,

@@ -187,7 +187,7 @@ def gateway_client(tmp_path: Any) -> Any:
     server = serve_app(sim, name="kagoshima-pref")
     cfg = sandbox_config()
     lib = cfg.libraries["kagoshima-pref"].model_copy(update={"base_url": server.url + "/winj/opac"})
-    settings = cfg.gateway.model_copy(update={"database": str(tmp_path / "gw.sqlite3"), "read_cache_seconds": 0})
+    settings = cfg.gateway.model_copy(update={"database": str(tmp_path / "gw.sqlite3")})
     cfg = cfg.model_copy(update={"gateway": settings, "libraries": {"kagoshima-pref": lib}})
     app = create_app(cfg, secret_key=Fernet.generate_key().decode())
     app.testing = True
@@ -218,7 +218,7 @@ def test_through_the_gateway(gateway_client: Any) -> None:
     assert got["emails"] == [{"address": "new@example.jp", "kind": "pc"}]
     assert got["notifications"]["due_reminder"] == {"enabled": True, "days_before": 3}
     assert got["pickup_branch"] == "本館こども" and got["notifications"]["checkout"] == {"enabled": True}
-    assert card not in str(got)
+    assert card not in str(got) and got["name"] == "鹿児島 一郎"
     bad = c.patch(f"{base}/patron", headers=h, json={"emails": [{"address": "x@", "kind": "pc"}]})
     assert bad.status_code == 400 and bad.get_json()["code"] == "invalid_request"
     assert "E-mail1" in bad.get_json()["upstream_message"]

@@ -31,6 +31,7 @@ def page(library: str, name: str) -> str:
 def test_profile_form_reads_every_setting(library: str) -> None:
     p = ap.parse_profile(page(library, "profile_form.html"), "*********7570", library)
     assert p.card_number_masked == "*********7570"
+    assert p.name and " " in p.name  # 氏名 as the portal prints it (熊本 太郎)
     assert len(p.emails) == 1 and p.emails[0].kind == "pc" and "@" in p.emails[0].address
     assert p.notifications.hold_ready.enabled is True
     assert p.notifications.registration.enabled is False
