@@ -54,6 +54,7 @@ from gateway.models import (
     Holding,
     HoldRequest,
     HoldResult,
+    HoldUpdate,
     Loan,
     Message,
     Notifications,
@@ -126,7 +127,7 @@ class NcipAdapter(Adapter):
     family = "ncip"
     description = "NCIP 2.02 circulation responder (XML over HTTP POST)"
     capabilities = frozenset({
-        "login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel",
+        "login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel", "hold_update",
         "messages", "availability", "lending_request",
     })
 
@@ -374,6 +375,28 @@ class NcipAdapter(Adapter):
             return HoldResult(record_id=record_id, ok=True, hold=found[-1])
         err = UpstreamTimeout("no answer to the hold request; no hold was found afterwards", library=self._lib)
         return HoldResult(record_id=record_id, ok=False, error=Problem(**err.to_problem()))
+
+    @translate_transport_errors
+    def update_hold(self, session: UpstreamSession, hold_id: str, changes: HoldUpdate) -> Hold:
+        """New pickup location via UpdateRequestItem.  The request is addressed by its
+        RequestId alone (the message carries no user), so the adapter first checks that
+        the hold is this patron's (LookupUser).  NCIP has no contact method."""
+        if changes.pickup_branch is None:
+            raise InvalidRequest("an NCIP responder can change only the pickup branch of a hold",
+                                 library=self._lib, errors=[{"field": "contact_method", "message": "not supported"}])
+        hold = next((h for h in self.holds(session) if h.id == hold_id), None)
+        if hold is None:
+            raise NotFound(f"no hold {hold_id}", library=self._lib)
+        agency, value, kind = P.parse_hold_id(hold_id)
+        if kind != "request":
+            raise InvalidRequest("this hold has no request id the responder could update", library=self._lib)
+        new = self._pickup_location(changes.pickup_branch)
+        assert new is not None
+        names = self._pickup_names()
+        old = next((code for code, name in names.items() if name == hold.pickup_branch), hold.pickup_branch)
+        P.parse_update_request_item(self._post(M.update_request_item(
+            self.header, value, agency, old_pickup=old, new_pickup=new)), library=self._lib)
+        return hold.model_copy(update={"pickup_branch": names.get(new, new)})
 
     @translate_transport_errors
     def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:

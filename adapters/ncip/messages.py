@@ -131,6 +131,18 @@ def cancel_request_item(hdr: Header, user_id: str, user_agency: str | None, *, r
     return b.tobytes()
 
 
+def update_request_item(hdr: Header, request_id: str, request_agency: str | None, *,
+                        old_pickup: str | None, new_pickup: str) -> bytes:
+    """UpdateRequestItem by RequestId: replace the PickupLocation."""
+    b = _envelope("UpdateRequestItem", hdr)
+    id_element(b.body, "Request", request_id, request_agency)
+    if old_pickup:
+        E(E(b.body, "DeleteRequestFields"), "PickupLocation", old_pickup)
+    E(E(b.body, "AddRequestFields"), "PickupLocation", new_pickup)
+    E(b.body, "ItemElementType", "Bibliographic Description", scheme=S_ITEM_ELEMENT)
+    return b.tobytes()
+
+
 def lookup_agency(hdr: Header, agency_id: str) -> bytes:
     b = _envelope("LookupAgency", hdr)
     E(b.body, "AgencyId", agency_id)
@@ -186,6 +198,8 @@ def all_samples() -> dict[str, bytes]:
         "CancelRequestItem-request": cancel_request_item(h, "52", "CPL", request_id="12", request_agency="CPL"),
         "CancelRequestItem-item": cancel_request_item(h, "52", "CPL", item_id="7", item_agency="CPL"),
         "CancelRequestItem-loan": cancel_request_item(h, "52", "CPL", request_id="13", request_type="Loan"),
+        "UpdateRequestItem": update_request_item(h, "12", "CPL", old_pickup="中央図書館", new_pickup="東分館"),
+        "UpdateRequestItem-no-old": update_request_item(h, "12", None, old_pickup=None, new_pickup="東分館"),
         "LookupAgency": lookup_agency(h, "CPL"),
         "LookupItem": lookup_item(h, "1", "CPL"),
         "LookupItemSet-records": lookup_item_set(h, record_ids=["1000000001", "1000000002"]),

@@ -558,6 +558,13 @@ def parse_cancel_request_item(raw: bytes | str, *, library: str) -> str:
     return ident
 
 
+def parse_update_request_item(raw: bytes | str, *, library: str) -> str | None:
+    """An UpdateRequestItemResponse; returns the ItemId echoed back (None if absent)."""
+    resp = parse_response(raw, "UpdateRequestItemResponse", library=library)
+    raise_for_problems(resp, context="session", library=library)
+    return text(resp.body, "ItemId/ItemIdentifierValue")
+
+
 # ------------------------------------------------------------------ LookupAgency
 @dataclass(frozen=True)
 class Agency:

@@ -95,6 +95,8 @@ def test_hold_with_a_pickup_location_from_lookup_agency_then_cancel(env: Any) ->
     assert result["ok"] and result["hold"]["pickup_branch"] == "東分館"
     hold_id = result["hold"]["id"]
     assert any(x["id"] == hold_id for x in c.get(f"/v1/libraries/{LIB}/holds", headers=h).get_json()["holds"])
+    moved = c.patch(f"/v1/libraries/{LIB}/holds/{hold_id}", json={"pickup_branch": "chuo"}, headers=h)
+    assert moved.status_code == 200 and moved.get_json()["pickup_branch"] == "中央図書館", moved.get_json()
     again = c.post(f"/v1/libraries/{LIB}/holds", json={"record_ids": [record_id]}, headers=h).get_json()
     assert again["results"][0]["error"]["code"] == "conflict"
     assert c.delete(f"/v1/libraries/{LIB}/holds/{hold_id}", headers=h).status_code == 204

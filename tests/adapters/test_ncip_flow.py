@@ -39,7 +39,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.models import HoldRequest
+from gateway.models import HoldRequest, HoldUpdate
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "recorded" / "ncip"
@@ -189,6 +189,11 @@ def test_holds_with_a_pickup_location_from_lookup_agency(flow: Callable[..., Nci
     assert dup[0].error is not None and dup[0].error.code == "conflict"
     with pytest.raises(InvalidRequest):
         a.place_holds(s, HoldRequest(record_ids=["1000000003"], pickup_branch="どこでもない分館"))
+    moved = a.update_hold(s, hold.id, HoldUpdate(pickup_branch=locations[0]))
+    assert moved.pickup_branch == "中央図書館" and moved.id == hold.id
+    assert next(h for h in a.holds(s) if h.id == hold.id).pickup_branch == "中央図書館"
+    with pytest.raises(Conflict):  # a hold ready for pickup stays where it is
+        a.update_hold(s, ready.id, HoldUpdate(pickup_branch=locations[1]))
     a.cancel_hold(s, hold.id)
     after = {h.id for h in a.holds(s)}
     assert hold.id not in after and results[1].hold is not None and results[1].hold.id in after

@@ -232,3 +232,16 @@ def test_a_handler_bug_is_a_problem_not_a_500(client: Any, monkeypatch: pytest.M
     status, root, data = post(client, M.lookup_agency(M.Header("OPACGW", "CPL"), "CPL"))
     assert status == 200 and problem_types(root) == ["Temporary Processing Failure"]
     assert validation_errors(data) in ([], None)
+
+
+def test_update_request_item_changes_the_pickup_location(client: Any) -> None:
+    hdr = M.Header("OPACGW", "CPL")
+    state = client.application.config["ncip_state"]
+    _, root, data = post(client, M.update_request_item(hdr, "1002", "CPL", old_pickup="中央図書館",
+                                                       new_pickup="東分館"))
+    assert problem_types(root) == [] and validation_errors(data) in ([], None)
+    assert state.requests[("CPL", "1002")].pickup == "東分館"
+    _, root, _ = post(client, M.update_request_item(hdr, "1002", "CPL", old_pickup=None, new_pickup="月面分館"))
+    assert problem_types(root) == ["Unknown Pickup Location"]
+    _, root, _ = post(client, M.update_request_item(hdr, "4711", "CPL", old_pickup=None, new_pickup="東分館"))
+    assert problem_types(root) == ["Unknown Request"]

@@ -21,7 +21,7 @@ from adapters.ncip.xml import read_message, schema, validation_errors
 from fixtures.ncip import create_app
 from fixtures.registry import serve_app
 from gateway.config import sandbox_config
-from gateway.models import HoldRequest
+from gateway.models import HoldRequest, HoldUpdate
 
 pytestmark = pytest.mark.skipif(schema() is None, reason="the NCIP 2.02 XSD is not on this machine")
 
@@ -35,8 +35,8 @@ def test_builder_output_is_schema_valid(name: str) -> None:
 
 def test_builders_cover_every_message_type_the_adapter_sends() -> None:
     kinds = {read_message(raw)[0].tag for raw in SAMPLES.values()}
-    assert kinds == {"LookupUser", "RenewItem", "RequestItem", "CancelRequestItem", "LookupAgency",
-                     "LookupItem", "LookupItemSet"}
+    assert kinds == {"LookupUser", "RenewItem", "RequestItem", "CancelRequestItem", "UpdateRequestItem",
+                     "LookupAgency", "LookupItem", "LookupItemSet"}
 
 
 def test_schema_is_compiled_once() -> None:
@@ -82,10 +82,12 @@ def test_every_message_of_a_full_session_is_schema_valid(captured: Any) -> None:
     loans = adapter.loans(s)
     adapter.renew(s, [loan.id for loan in loans])
     adapter.holds(s)
+    adapter.messages(s, False)
     pickup = adapter.agency("CPL").locations[-1]
     results = adapter.place_holds(s, HoldRequest(record_ids=[state.bibs[1].id], pickup_branch=pickup,
                                                  expires_on=date.today() + timedelta(days=30)))
     assert results[0].hold is not None
+    adapter.update_hold(s, results[0].hold.id, HoldUpdate(pickup_branch="chuo"))
     adapter.cancel_hold(s, results[0].hold.id)
     adapter.record(state.bibs[0].id)
     adapter.availability(state.bibs[0].isbn or "9780000000002")
@@ -93,7 +95,8 @@ def test_every_message_of_a_full_session_is_schema_valid(captured: Any) -> None:
     adapter.lending_requests(s)
     adapter.cancel_lending_request(s, lending.upstream_id)
     kinds = {read_message(m)[0].tag for m in sent}
-    assert kinds >= {"LookupUser", "RenewItem", "RequestItem", "CancelRequestItem", "LookupAgency", "LookupItemSet"}
+    assert kinds >= {"LookupUser", "RenewItem", "RequestItem", "CancelRequestItem", "UpdateRequestItem",
+                     "LookupAgency", "LookupItemSet"}
     for m in sent:
         assert validation_errors(m) == [], read_message(m)[0].tag
     for answer in received:
