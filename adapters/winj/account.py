@@ -33,6 +33,9 @@ delete alert 2.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -90,8 +93,23 @@ TXT_SDI_DONE = {"create": "新着図書お知らせメールを登録しまし�
                 "status": "配信状態を変更しました", "delete": "新着図書お知らせメールを削除しました"}
 
 
+# The portal keeps ONE pending confirm per web session: two multi-step writes of the
+# same patron interleaved (confirm A, confirm B, commit) would commit B for A.  So
+# the account writes of one patron run one at a time (per process).
+_SERIAL: dict[tuple[str, str], threading.Lock] = {}
+_SERIAL_GUARD = threading.Lock()
+
+
 class WinjAccountMixin(_Base):
     """The account capabilities of the winj adapter."""
+
+    @contextlib.contextmanager
+    def _acct_serial(self, session: UpstreamSession) -> Iterator[None]:
+        key = (self.library.id, session.card_number)
+        with _SERIAL_GUARD:
+            lock = _SERIAL.setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     # ================================================================ helpers
     def _acct_refusal(self, page: Page, *, what: str, limit: int = SHELF_ITEM_LIMIT) -> GatewayError:
@@ -254,7 +272,7 @@ class WinjAccountMixin(_Base):
         lib = self.library.id
         branch = self.library.branch_by_name_or_id(changes.pickup_branch) if changes.pickup_branch else None
         pickup_name = branch.name if branch else changes.pickup_branch
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             page, form = self._acct_profile_page(client, session)
             self._acct_apply(form, changes)
             confirm = self._post(client, session, ap.PROFILE_CONFIRM_PATH, form.fields + [("btn_confirm", "更新")])
@@ -350,7 +368,7 @@ class WinjAccountMixin(_Base):
     def create_shelf(self, session: UpstreamSession, name: str) -> Shelf:
         name = self._acct_check_name(name)
         lib = self.library.id
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_CREATE_CONFIRM_PATH, [("txt_name", name)])
             if confirm.tree.css_first("form#shelf-confirm-form") is None:
                 raise self._acct_refusal(confirm, what="create shelf")
@@ -368,7 +386,7 @@ class WinjAccountMixin(_Base):
         name = self._acct_check_name(name)
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             done = self._post(client, session, ap.SHELF_RENAME_PATH,
                               [("hid_shelf", no), ("txt_name", name), ("btn_regist", "登録")])
             self._acct_expect(done, TXT_SHELF_DONE["rename"], what="rename shelf")
@@ -381,7 +399,7 @@ class WinjAccountMixin(_Base):
     def delete_shelf(self, session: UpstreamSession, shelf_id: str) -> None:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_DELETE_CONFIRM_PATH, [("chk_shelf", no),
                                                                                  ("btn_delete", "削除")])
             if confirm.tree.css_first("form#shelf-confirm-form") is None:
@@ -415,7 +433,7 @@ class WinjAccountMixin(_Base):
                      done_key: str, extra: list[tuple[str, str]] | None = None) -> ap.ConfirmItem:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_ITEM_CONFIRM_PATH,
                                  [("hid_shelf", no), ("chk_bib", record_id), button] + (extra or []))
             if confirm.tree.css_first("form#shelf-confirm-form") is None:
@@ -431,7 +449,7 @@ class WinjAccountMixin(_Base):
     def add_shelf_item(self, session: UpstreamSession, shelf_id: str, record_id: str) -> ShelfItem:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_ADD_CONFIRM_PATH,
                                  [("bibid", record_id), ("rdo_shelf", no), ("btn_select", "選択確定")])
             if confirm.tree.css_first("form#shelf-confirm-form") is None:
@@ -547,7 +565,7 @@ class WinjAccountMixin(_Base):
     def create_alert(self, session: UpstreamSession, alert: AlertCreate) -> Alert:
         fields = self._acct_sdi_fields(alert.name, alert.memo, list(alert.conditions), alert.match, alert.max_results)
         lib = self.library.id
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             done = self._acct_sdi_register(client, session, fields, "create")
             # The portal assigns increasing numbers: ours is the newest of that title.
             mine = [r for r in ap.parse_sdi_list(done.html, lib) if r.title == alert.name.strip()]
@@ -566,7 +584,7 @@ class WinjAccountMixin(_Base):
         content = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if k != "active"}
         self._acct_sdi_check(list(changes.conditions) if changes.conditions is not None else None,
                              changes.match if changes.conditions is not None else None, changes.max_results)
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             row = self._acct_sdi_row(client, session, alert_id)
             current = self._acct_sdi_read(client, session, row)
             merged = current.model_copy(update={
@@ -591,7 +609,7 @@ class WinjAccountMixin(_Base):
         lib = self.library.id
         if not alert_id.isdigit():
             raise NotFound(f"no alert {alert_id!r}", library=lib)
-        with self.open(session) as client:
+        with self._acct_serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SDI_DELETE_CONFIRM_PATH, [("hid_no", alert_id),
                                                                                ("btn_delete", "削除")])
             if not ap.is_sdi_confirm(confirm.html):

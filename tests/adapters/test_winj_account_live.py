@@ -123,6 +123,21 @@ def test_a_full_shelf_refuses_the_1001st_record() -> None:
         assert len(adapter.shelf_items(s, shelf.id)) == 1000  # ten portal pages
 
 
+def test_concurrent_writes_of_one_patron_do_not_cross() -> None:
+    # one pending confirm per web session upstream: interleaved writes would commit
+    # each other's item; the adapter runs a patron's account writes one at a time
+    from concurrent.futures import ThreadPoolExecutor
+
+    with live_adapter("kumamoto-city") as (adapter, app):
+        s = adapter.login(*ACCOUNTS["kumamoto-city"])
+        shelf = adapter.create_shelf(s, "並行")
+        ids = [r.id for r in app.extensions[EXT_KEY].catalog.held[:8]]
+        with ThreadPoolExecutor(8) as pool:
+            added = list(pool.map(lambda rid: adapter.add_shelf_item(s, shelf.id, rid), ids))
+        assert [a.record_id for a in added] == ids
+        assert sorted(i.record_id for i in adapter.shelf_items(s, shelf.id)) == sorted(ids)
+
+
 def test_the_simulator_itself_refuses_a_33_character_name() -> None:
     with live_adapter("amami") as (adapter, _app):
         s = adapter.login(*ACCOUNTS["amami"])
