@@ -264,18 +264,36 @@ def get_path(data: Any, path: str) -> Any:
 
 
 def get_list(data: Any, path: str) -> list[Any]:
-    """A repeated element.  The wrapper must be present; zero items is a real empty list."""
-    value = get_path(data, path)
-    if value is None:
+    """A repeated element.  The wrapper must be present; zero items is a real empty list.
+
+    Repeated elements along the way are flattened, so nested lists (loans grouped by
+    branch: ``branches.branch.loans.loan``) read as one list.
+    """
+    items = _collect(data, path.split("."), path)
+    if items is None:
         # zeep gives None for an empty wrapper (<checkoutList/>) and for a missing one;
         # only the first is a real empty list.
         wrapper = path.rpartition(".")[0]
         if wrapper and wrapper in getattr(data, "present", ()):
             return []
         raise UpstreamChanged(f"the answer has no list at {path!r}")
-    if isinstance(value, list):
-        return value
-    return [value]  # a non-repeating element holding one item
+    return items
+
+
+def _collect(cur: Any, parts: list[str], path: str) -> list[Any] | None:
+    if isinstance(cur, list):
+        out: list[Any] = []
+        for item in cur:
+            found = _collect(item, parts, path)
+            out.extend(found or [])
+        return out
+    if not parts:
+        return None if cur is None else [cur]  # a non-repeating element holding one item
+    if cur is None:
+        return None
+    if not isinstance(cur, dict) or parts[0] not in cur:
+        raise UpstreamChanged(f"the answer has no {path!r} (at {parts[0]!r})")
+    return _collect(cur[parts[0]], parts[1:], path)
 
 
 def get_field(data: Any, spec: FieldPath | None) -> Any:
@@ -316,6 +334,8 @@ def build_request(template: dict[str, str], values: dict[str, Any]) -> dict[str,
 def as_text(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, (list, dict)):  # a structure where the mapping expects text
+        raise UpstreamChanged(f"expected a value, found a structure: {str(value)[:80]}")
     text = str(value).strip()
     return text or None
 
@@ -458,9 +478,11 @@ def map_profile(op: ProfileOp, answer: Any, ctx: Context, card_number_masked: st
     f = op.fields
     emails: list[Email] = []
     for path in [f.emails] if isinstance(f.emails, str) else (f.emails or []):
-        address = as_text(get_path(answer, path))
-        if address:
-            emails.append(Email(address=address, kind="pc"))
+        value = get_path(answer, path)
+        for one in value if isinstance(value, list) else [value]:  # repeated <mail> too
+            address = as_text(one)
+            if address:
+                emails.append(Email(address=address, kind="pc"))
     due = as_bool(get_field(answer, f.due_reminder), "due_reminder")
     ready = as_bool(get_field(answer, f.hold_ready), "hold_ready")
     return Profile(

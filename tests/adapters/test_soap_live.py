@@ -186,6 +186,27 @@ def test_libranet_checks_soapaction() -> None:
     assert bad.status_code == 500 and b"SOAPAction" in bad.content
 
 
+def test_branch_names_from_the_service_when_not_configured(sim: Any) -> None:
+    """Without branch codes in the configuration the pickup-locations operation names them."""
+    lib, config, _ = sim
+    adapter = SoapAdapter(config.model_copy(update={"branches": []}))
+    session = adapter.login(*DEMO_PATRONS[lib])
+    names = {b.name for b in config.branches}
+    assert {loan.branch for loan in adapter.loans(session)} <= names
+    assert adapter.request_count == 4  # WSDL, login, pickup locations (once), loans
+    adapter.holds(session)
+    assert adapter.request_count == 5  # the locations are kept
+    (result,) = adapter.place_holds(
+        session,
+        HoldRequest(record_ids=[holdable_record_id(lib)], pickup_branch=config.branches[2].name),
+    )
+    assert (
+        result.ok
+        and result.hold is not None
+        and result.hold.pickup_branch == config.branches[2].name
+    )
+
+
 def test_card_number_is_normalised_and_checked(sim: Any) -> None:
     lib, config, _ = sim
     adapter = SoapAdapter(config)

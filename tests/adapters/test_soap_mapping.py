@@ -99,3 +99,50 @@ def test_paths() -> None:
     with pytest.raises(UpstreamChanged, match="return.user.email"):
         get_path(data, "return.user.email")
     assert get_list({"a": {"b": {"id": 1}}}, "a.b") == [{"id": 1}]  # a single, non-repeating item
+
+
+def test_nested_lists_are_flattened() -> None:
+    data = {
+        "branches": {
+            "branch": [
+                {"loans": {"loan": [{"id": "a"}, {"id": "b"}]}},
+                {"loans": {"loan": []}},
+                {"loans": {"loan": {"id": "c"}}},
+            ]
+        }
+    }
+    assert [x["id"] for x in get_list(data, "branches.branch.loans.loan")] == ["a", "b", "c"]
+    with pytest.raises(UpstreamChanged):
+        get_list(data, "branches.branch.checkouts.loan")
+
+
+def test_a_structure_where_text_is_expected_is_drift() -> None:
+    from adapters.soap.mapping import as_text
+
+    with pytest.raises(UpstreamChanged):
+        as_text({"family": "鈴木"})
+    assert as_text("  山田 ") == "山田"
+
+
+def test_repeated_email_elements() -> None:
+    from zoneinfo import ZoneInfo
+
+    from adapters.soap.mapping import Context, map_profile
+
+    op = SoapOptions.model_validate(options("soap-kita")).operations.profile
+    answer = {
+        "return": {
+            "user": {
+                "name": {"family": "鈴木", "given": "次郎"},
+                "mail": ["a@example.jp", "b@example.jp"],
+                "phone": None,
+                "defaultPickupPoint": {"code": "02", "label": "赤羽図書館"},
+                "contact": "MAIL",
+                "validUntil": "2028/11/30",
+            }
+        }
+    }
+    ctx = Context("soap-kita", ZoneInfo("Asia/Tokyo"), {}, {"MAIL": "メール"}, date(2026, 1, 1))
+    profile = map_profile(op, answer, ctx, "******0002")
+    assert [e.address for e in profile.emails] == ["a@example.jp", "b@example.jp"]
+    assert profile.contact_method == "メール" and profile.card_expires_on == date(2028, 11, 30)
