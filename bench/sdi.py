@@ -1,0 +1,242 @@
+"""SDI matching benchmark: 100,000 MARC records × 10,000 alerts (issue 7).
+
+    python bench/sdi.py [--records 100000] [--alerts 10000] [--seed 7] [--sample 1000]
+
+Generates a reproducible Japanese-like feed (titles, authors with katakana readings
+in linked 880s, publishers, subjects, ISBNs; word frequencies Zipf-like) and
+alerts (every field and op, all/any, some inactive, some not_contains-only), then
+measures:
+
+* parse   — ISO 2709 bytes → pymarc Records → match fields (``gateway.sdi.feed``),
+* match   — the engine: automaton build + one pass over all records,
+* ratio   — match / parse (target ≤ 0.25),
+* speed-up over the naive per-alert scan (every alert's conditions checked against
+  every record, each record's texts normalised once), on the first ``--sample``
+  records, both starting from the same state; the two must agree (target ≥ 100×),
+* peak RSS via ``resource.getrusage`` (target ≤ 1 GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fixtures.feeds.marcgen import encode_iso2709  # noqa: E402
+from gateway.sdi.engine import Engine, Match  # noqa: E402
+from gateway.sdi.feed import FeedStats, iter_iso2709  # noqa: E402
+from gateway.sdi.fields import ANY, FIELD_INDEX_WITH_ANY, FeedRecord, extract  # noqa: E402
+from gateway.sdi.normalize import normalize  # noqa: E402
+
+KATAKANA = [chr(c) for c in range(0x30A2, 0x30F3)]
+HIRAGANA = [chr(c) for c in range(0x3042, 0x3093)]
+KANJI = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+
+
+class Vocab:
+    def __init__(self, rng: random.Random) -> None:
+        def word() -> tuple[str, str]:
+            n = rng.choice((2, 2, 2, 3, 4))  # real alert terms are words, not single characters
+            surface = "".join(rng.choice(KANJI) for _ in range(n))
+            if rng.random() < 0.3:
+                surface += "".join(rng.choice(HIRAGANA) for _ in range(rng.randint(1, 3)))
+            reading = "".join(rng.choice(KATAKANA) for _ in range(n * 2 + 1))
+            return surface, reading
+
+        self.words = [word() for _ in range(30_000)]
+        self.authors = [(w1[0] + w2[0], f"{w1[1]}, {w2[1]}")
+                        for w1, w2 in ((rng.choice(self.words), rng.choice(self.words)) for _ in range(20_000))]
+        self.publishers = [(rng.choice(self.words)[0] + rng.choice(("社", "書店", "出版", "館")), rng.choice(KATAKANA) * 3)
+                           for _ in range(2_000)]
+        self.subjects = [rng.choice(self.words)[0] for _ in range(5_000)]
+        # Zipf-like weights: a few words are everywhere, most are rare
+        self.word_weights = [1 / (i + 1) ** 0.9 for i in range(len(self.words))]
+        self.author_weights = [1 / (i + 1) ** 0.7 for i in range(len(self.authors))]
+        self.subject_weights = [1 / (i + 1) ** 0.8 for i in range(len(self.subjects))]
+
+
+def make_feed(n: int, vocab: Vocab, rng: random.Random) -> bytes:
+    words = rng.choices(vocab.words, weights=vocab.word_weights, k=n * 6)
+    authors = rng.choices(vocab.authors, weights=vocab.author_weights, k=n * 2)
+    subjects = rng.choices(vocab.subjects, weights=vocab.subject_weights, k=n * 3)
+    out = []
+    for i in range(n):
+        tw = words[i * 6: i * 6 + rng.randint(2, 5)]
+        title = "".join(w[0] for w in tw[:-1]) + "の" + tw[-1][0]
+        reading = " ".join(w[1] for w in tw)
+        author, author_kana = authors[2 * i]
+        publisher, publisher_kana = rng.choice(vocab.publishers)
+        isbn = f"9784{rng.randrange(10**8):08d}{rng.randrange(10)}"
+        fields: list[Any] = [
+            ("001", f"B{i:07d}"),
+            ("020", " ", " ", [("a", f"{isbn[:3]}-{isbn[3]}-{isbn[4:8]}-{isbn[8:12]}-{isbn[12]}")]),
+            ("100", "1", " ", [("6", "880-01"), ("a", author)]),
+            ("245", "1", "0", [("6", "880-02"), ("a", title)]
+             + ([("b", words[i * 6 + 5][0] + "のために")] if i % 3 == 0 else [])),
+            ("264", " ", "1", [("6", "880-03"), ("a", "東京"), ("b", publisher), ("c", "2026")]),
+        ]
+        for s in subjects[3 * i: 3 * i + rng.randint(1, 3)]:
+            fields.append(("650", " ", "7", [("a", s), ("2", "ndlsh")]))
+        if i % 4 == 0:
+            fields.append(("700", "1", " ", [("a", authors[2 * i + 1][0])]))
+        fields += [("880", "1", " ", [("6", "100-01/$1"), ("a", author_kana)]),
+                   ("880", "1", "0", [("6", "245-02/$1"), ("a", reading)]),
+                   ("880", " ", "1", [("6", "264-03/$1"), ("b", publisher_kana)])]
+        out.append(encode_iso2709(fields))
+    return b"".join(out)
+
+
+def make_alerts(n: int, vocab: Vocab, rng: random.Random) -> list[dict[str, Any]]:
+    def kana(text: str) -> str:  # patrons type readings in hiragana or half-width
+        return text.translate({ord(k): ord(k) - 0x60 for k in KATAKANA})
+
+    def condition() -> dict[str, str]:
+        r = rng.random()
+        if r < 0.35:
+            w = rng.choice(vocab.words)
+            return {"field": "title", "value": w[0] if rng.random() < 0.8 else kana(w[1])}
+        if r < 0.60:
+            a = rng.choice(vocab.authors)
+            return {"field": "author", "value": a[0] if rng.random() < 0.7 else kana(a[1].split(",")[0])}
+        if r < 0.75:
+            return {"field": "subject", "value": rng.choice(vocab.subjects)}
+        if r < 0.85:
+            return {"field": "publisher", "value": rng.choice(vocab.publishers)[0]}
+        if r < 0.97:
+            return {"field": "any", "value": rng.choice(vocab.words)[0]}
+        return {"field": "isbn", "value": f"9784{rng.randrange(10**5):05d}"}
+
+    alerts = []
+    for i in range(n):
+        conds = [{**condition(), "op": "contains"} for _ in range(rng.choice((1, 1, 1, 2, 2, 3)))]
+        if rng.random() < 0.10:
+            conds.append({**condition(), "op": "not_contains"})
+        if rng.random() < 0.005:
+            conds = [{**condition(), "op": "not_contains"}]
+        alerts.append({"id": f"A{i:05d}", "name": f"alert {i}", "conditions": conds,
+                       "match": "any" if rng.random() < 0.15 else "all",
+                       "max_results": rng.choice((10, 10, 10, 20, 50, 100)),
+                       "active": rng.random() > 0.05})
+    return alerts
+
+
+def naive(records: list[FeedRecord], alerts: list[dict[str, Any]]) -> list[Match]:
+    """The per-alert scan: for each record, every alert, every condition, every occurrence."""
+    compiled = [(a["id"], a["match"] == "all", a["max_results"],
+                 [(FIELD_INDEX_WITH_ANY[c["field"]], c["op"] == "not_contains", normalize(c["value"]))
+                  for c in a["conditions"]])
+                for a in alerts if a["active"]]
+    remaining = {a[0]: a[2] for a in compiled}
+    seen: dict[str, set[str]] = {a[0]: set() for a in compiled}
+    out = []
+    for rec in records:
+        texts = [[normalize(t) for t in occ] for occ in rec.occurrences]
+        texts.append([t for occ in texts for t in occ])
+        for alert_id, match_all, _max, conds in compiled:
+            if remaining[alert_id] <= 0 or rec.id in seen[alert_id]:
+                continue
+            results = (any(v in t for t in texts[f]) != neg for f, neg, v in conds)
+            if all(results) if match_all else any(results):
+                out.append(Match(alert_id, rec.id, rec.title))
+                seen[alert_id].add(rec.id)
+                remaining[alert_id] -= 1
+    return out
+
+
+def rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--records", type=int, default=100_000)
+    p.add_argument("--alerts", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--sample", type=int, default=1_000, help="records for the naive comparison")
+    args = p.parse_args(argv)
+
+    rng = random.Random(args.seed)
+    t0 = time.perf_counter()
+    vocab = Vocab(rng)
+    feed = make_feed(args.records, vocab, rng)
+    alerts = make_alerts(args.alerts, vocab, rng)
+    del vocab
+    gc.collect()
+    print(f"generated {args.records:,} records ({len(feed) / 2**20:.1f} MiB ISO 2709) and "
+          f"{args.alerts:,} alerts in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
+
+    # ---- one streaming run, as `opacgw sdi run` does it: the parser hands each
+    # record to the engine.  CPU time (time.process_time: this process only, so
+    # other load on the machine does not count) is split per record between
+    # parsing (pymarc decode + field extraction) and the engine (the rest).
+    clock = time.process_time
+    stats = FeedStats()
+    sample: list[FeedRecord] = []
+    spent = {"pymarc": 0.0, "extract": 0.0}
+
+    def records() -> Any:
+        it = iter_iso2709(feed, stats)
+        while True:
+            a = clock()
+            rec = next(it, None)
+            b = clock()
+            spent["pymarc"] += b - a
+            if rec is None:
+                return
+            item = extract(rec)
+            spent["extract"] += clock() - b
+            if item is None:
+                stats.skip("no id")
+            else:
+                stats.records += 1
+                if len(sample) < args.sample:
+                    sample.append(item)
+                yield item
+
+    gc.collect()
+    wall = time.perf_counter()
+    t0 = clock()
+    engine = Engine(alerts)
+    t_build = clock() - t0
+    t0 = clock()
+    matches = list(engine.iter_matches(records()))
+    t_total = clock() - t0
+    wall = time.perf_counter() - wall
+    parse = spent["pymarc"] + spent["extract"]
+    t_run = t_total - parse
+    match_time = t_build + t_run
+    ratio = match_time / parse
+    print(f"parse:    {parse:7.2f} s  (pymarc decode {spent['pymarc']:.2f} s + field extraction "
+          f"{spent['extract']:.2f} s; {stats.records:,} records, {stats.malformed} malformed)")
+    print(f"match:    {match_time:7.2f} s  (automaton build {t_build:.2f} s over {engine.pattern_count:,} "
+          f"patterns + engine {t_run:.2f} s; {len(matches):,} matches for "
+          f"{len({m.alert_id for m in matches}):,} alerts)   [CPU seconds; wall {wall:.1f} s in all]")
+    print(f"ratio:    {ratio:7.3f}    match / parse      target ≤ 0.25  {'OK' if ratio <= 0.25 else 'MISSED'}")
+
+    # ---- naive per-alert scan on the first records, both from a fresh state
+    del feed
+    t0 = clock()
+    fast = engine.run(sample)
+    t_fast = clock() - t0
+    t0 = clock()
+    slow = naive(sample, alerts)
+    t_slow = clock() - t0
+    assert fast == slow, "engine and naive scan disagree"
+    speedup = t_slow / t_fast
+    print(f"naive:    {t_slow:7.2f} s  on {len(sample):,} records ({t_slow / len(sample) * 1e3:.2f} ms/record) "
+          f"vs engine {t_fast:.3f} s ({t_fast / len(sample) * 1e6:.0f} µs/record); same {len(fast):,} matches")
+    print(f"speed-up: {speedup:7.0f}×   over the naive scan   target ≥ 100×  {'OK' if speedup >= 100 else 'MISSED'}")
+    peak = rss_mib()
+    print(f"peak RSS: {peak:7.0f} MiB                      target ≤ 1024  {'OK' if peak <= 1024 else 'MISSED'}")
+    return 0 if ratio <= 0.25 and speedup >= 100 and peak <= 1024 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
