@@ -19,9 +19,10 @@ built in schema order (``messages.py``) and validated against the XSD in tests.
 Messages per operation (warm, no retries): login 1 LookupUser; profile 1; loans 1;
 holds 1; renew N loans = 1 LookupUser + N RenewItem; place holds = N RequestItem
 (+1 LookupAgency when the pickup name is not in the configuration, cached);
-cancel hold 1 CancelRequestItem; record / availability 1 LookupItemSet; lending
-request = 1 LookupAgency (cached) + 1 RequestItem; lending list 1 LookupUser;
-lending cancel 1 CancelRequestItem.
+change a hold's pickup = 1 LookupUser + 1 UpdateRequestItem; cancel hold 1
+CancelRequestItem; messages (fines, blocks) 1 LookupUser; record / availability 1
+LookupItemSet; lending request = 1 LookupAgency (cached) + 1 RequestItem; lending
+list 1 LookupUser; lending cancel 1 CancelRequestItem.
 """
 
 from __future__ import annotations
