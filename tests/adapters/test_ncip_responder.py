@@ -245,3 +245,22 @@ def test_update_request_item_changes_the_pickup_location(client: Any) -> None:
     assert problem_types(root) == ["Unknown Pickup Location"]
     _, root, _ = post(client, M.update_request_item(hdr, "4711", "CPL", old_pickup=None, new_pickup="東分館"))
     assert problem_types(root) == ["Unknown Request"]
+
+
+def test_lookup_item_with_its_borrower(client: Any) -> None:
+    from zoneinfo import ZoneInfo
+
+    from adapters.ncip.parse import parse_lookup_item
+    from adapters.ncip.xml import Builder, E, id_element
+
+    b = Builder("LookupItem")
+    id_element(b.body, "Item", "5", "CPL")
+    E(b.body, "ItemElementType", "Circulation Status")
+    E(b.body, "CurrentBorrowerDesired")
+    _, root, data = post(client, b.tobytes())
+    assert validation_errors(data) in ([], None)
+    assert root.findtext("LookupItemResponse/ItemTransaction/CurrentBorrower/UserId/UserIdentifierValue") == "52"
+    title, holding = parse_lookup_item(data, tz=ZoneInfo("Asia/Tokyo"))
+    assert title and holding.status == "on_loan" and holding.due_on is not None
+    _, root, _ = post(client, M.lookup_item(M.Header("OPACGW", "CPL"), "4242"))
+    assert problem_types(root) == ["Unknown Item"]
