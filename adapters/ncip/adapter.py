@@ -39,6 +39,7 @@ from adapters.base import Adapter, UpstreamSession, translate_transport_errors
 from adapters.ncip import messages as M
 from adapters.ncip import parse as P
 from adapters.ncip.xml import fmt_datetime
+from gateway.config import ConfigError
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -137,7 +138,9 @@ class NcipAdapter(Adapter):
         try:
             self.options = NcipOptions.model_validate(library.options)
         except ValidationError as exc:
-            raise ValueError(f"library {library.id!r}: invalid ncip options: {exc}") from None
+            problems = "; ".join(f"key 'options.{'.'.join(str(x) for x in e['loc'])}': {e['msg']}"
+                                 for e in exc.errors())
+            raise ConfigError(f"library {library.id!r}: {problems}") from None
         self.header = M.Header(self.options.from_agency_id, self.options.to_agency_id)
         self._agencies: dict[str, tuple[float, P.Agency]] = {}
         self._agency_lock = threading.Lock()

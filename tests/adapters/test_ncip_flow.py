@@ -389,3 +389,12 @@ def test_status_lines_before_the_xml_and_no_namespace() -> None:
         b"</NCIPMessage>")))
     [loan] = _adapter().loans(_session())
     assert (loan.id, loan.title, loan.due_on.isoformat()) == ("3", "悪意", "2026-12-01")
+
+
+def test_bad_options_name_the_library_and_key() -> None:
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"ncip-consortium.*options\.to_agency_id"):
+        NcipAdapter(LIB.model_copy(update={"options": {"endpoint": "/ncip"}}))
+    with pytest.raises(ConfigError, match=r"options\.auth"):
+        _adapter(auth={"type": "bearer"})
