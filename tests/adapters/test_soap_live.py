@@ -364,3 +364,45 @@ def test_config_alone_differs() -> None:
         != b.options["operations"]["loans"]["operation"]
     )
     assert isinstance(a, LibraryConfig)
+
+
+def test_mapping_check_command(server: Any, tmp_path: Path, capsys: Any) -> None:
+    """``python -m adapters.soap CONFIG --wsdl`` loads the WSDL and checks the operations."""
+    from adapters.soap.__main__ import main
+
+    lib, config, _ = server
+    body = json.dumps(config.model_dump())
+    good = tmp_path / "good.toml"
+    good.write_text(_toml(lib, json.loads(body)), encoding="utf-8")
+    assert main([str(good), "--wsdl"]) == 0
+    assert f"{lib}: mapping OK (WSDL checked)" in capsys.readouterr().out
+    data = json.loads(body)
+    data["options"]["operations"]["loans"]["operation"] = "GetLoansV3"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(_toml(lib, data), encoding="utf-8")
+    assert main([str(bad), "--wsdl"]) == 1
+    assert "GetLoansV3" in capsys.readouterr().err
+
+
+def _toml(lib: str, data: dict[str, Any]) -> str:
+    """A one-library configuration file (TOML accepts JSON-style inline values)."""
+    lines = [f"[libraries.{lib}]"]
+    for key, value in data.items():
+        if key == "id" or value is None:
+            continue
+        lines.append(f"{key} = {_inline(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return (
+            "{ "
+            + ", ".join(
+                f"{json.dumps(k)} = {_inline(v)}" for k, v in value.items() if v is not None
+            )
+            + " }"
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
