@@ -14,7 +14,10 @@ Upstream quirks handled here:
   portal's wording varies: 受付しました/受付ました are accepted too).  The form is
   always posted whole, so settings the caller did not mention stay as they are.
   A timeout on the final 更新 is never retried: the form is re-read to learn
-  whether the change was stored.
+  whether the change was stored.  Every other write (shelves, SDI) does the same on
+  a timeout of its final step: re-read, never repeat.
+- the portal keeps ONE pending confirm per web session, so a patron's account
+  writes run one at a time (per process).
 - a notice row can only deliver to a kind of address (自PC/携帯) that is
   registered; turning a notice on checks the kinds that are registered, and the
   destinations of a removed address are unchecked.
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -132,6 +135,19 @@ class WinjAccountMixin(_Base):
         if any(done in line for line in page.messages()):
             return
         raise self._acct_refusal(page, what=what)
+
+    def _acct_commit(self, client: httpx.Client, session: UpstreamSession, path: str,
+                     data: list[tuple[str, str]], recheck: Callable[[], bool], *, what: str) -> Page | None:
+        """POST the final step of a write.  It is never repeated: on a timeout the
+        state is re-read (``recheck`` says whether the write happened) → None when it
+        did, UpstreamTimeout when it did not."""
+        try:
+            return self._post(client, session, path, data)
+        except httpx.TimeoutException:
+            if recheck():
+                return None
+            raise UpstreamTimeout(f"{what}: no answer from the library, and it was not done",
+                                  library=self.library.id) from None
 
     # ================================================================ profile
     def _acct_profile_page(self, client: httpx.Client, session: UpstreamSession) -> tuple[Page, ap.HtmlForm]:
@@ -374,9 +390,15 @@ class WinjAccountMixin(_Base):
                 raise self._acct_refusal(confirm, what="create shelf")
             if [i.title for i in ap.parse_confirm_items(confirm.html, lib)] != [name]:
                 raise UpstreamChanged("本棚作成確認 does not show the name asked for", library=lib)
-            done = self._post(client, session, ap.SHELF_CREATE_PATH, [("btn_commit", "登録")])
-            self._acct_expect(done, TXT_SHELF_DONE["create"], what="create shelf")
-            for shelf in ap.parse_shelves(done.html, lib):
+            done = self._acct_commit(
+                client, session, ap.SHELF_CREATE_PATH, [("btn_commit", "登録")], what="create shelf",
+                recheck=lambda: any(x.name == name for x in self._acct_shelf_list(client, session)))
+            if done is None:
+                listed = self._acct_shelf_list(client, session)
+            else:
+                self._acct_expect(done, TXT_SHELF_DONE["create"], what="create shelf")
+                listed = ap.parse_shelves(done.html, lib)
+            for shelf in listed:
                 if shelf.name == name:
                     return shelf
         raise UpstreamChanged("the new shelf is not in 本棚一覧", library=lib)
@@ -387,10 +409,16 @@ class WinjAccountMixin(_Base):
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
         with self._acct_serial(session), self.open(session) as client:
-            done = self._post(client, session, ap.SHELF_RENAME_PATH,
-                              [("hid_shelf", no), ("txt_name", name), ("btn_regist", "登録")])
-            self._acct_expect(done, TXT_SHELF_DONE["rename"], what="rename shelf")
-            for shelf in ap.parse_shelves(done.html, lib):
+            done = self._acct_commit(
+                client, session, ap.SHELF_RENAME_PATH, [("hid_shelf", no), ("txt_name", name), ("btn_regist", "登録")],
+                what="rename shelf",
+                recheck=lambda: any(x.id == no and x.name == name for x in self._acct_shelf_list(client, session)))
+            if done is None:
+                listed = self._acct_shelf_list(client, session)
+            else:
+                self._acct_expect(done, TXT_SHELF_DONE["rename"], what="rename shelf")
+                listed = ap.parse_shelves(done.html, lib)
+            for shelf in listed:
                 if shelf.id == no:
                     return shelf
         raise UpstreamChanged("the renamed shelf is not in 本棚一覧", library=lib)
@@ -406,7 +434,11 @@ class WinjAccountMixin(_Base):
                 raise self._acct_refusal(confirm, what="delete shelf")
             if len(ap.parse_confirm_items(confirm.html, lib)) != 1:
                 raise UpstreamChanged("本棚削除確認 does not list exactly the shelf asked for", library=lib)
-            done = self._post(client, session, ap.SHELF_DELETE_PATH, [("btn_commit", "削除")])
+            done = self._acct_commit(
+                client, session, ap.SHELF_DELETE_PATH, [("btn_commit", "削除")], what="delete shelf",
+                recheck=lambda: all(x.id != no for x in self._acct_shelf_list(client, session)))
+            if done is None:
+                return
             self._acct_expect(done, TXT_SHELF_DONE["delete"], what="delete shelf")
             if any(s.id == no for s in ap.parse_shelves(done.html, lib)):
                 raise UpstreamChanged("the shelf is still listed after 削除", library=lib)
@@ -415,22 +447,29 @@ class WinjAccountMixin(_Base):
     def shelf_items(self, session: UpstreamSession, shelf_id: str) -> list[ShelfItem]:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        items: list[ShelfItem] = []
         with self.open(session) as client:
-            page_no = 1
-            while True:
-                page = self._get(client, session, ap.SHELF_DETAIL_PATH,
-                                 [("shelf", no), ("page", str(page_no)), ("disp", str(SHELF_PAGE))])
-                if page.tree.css_first(ap.SEL_SHELF_HEADING) is None:
-                    raise self._acct_refusal(page, what="shelf items")
-                got = ap.parse_shelf_items(page.html, lib)
-                items.extend(got.items)
-                if not got.items or page_no * SHELF_PAGE >= got.total:
-                    return items
-                page_no += 1
+            return self._acct_items(client, session, no)
+
+    def _acct_items(self, client: httpx.Client, session: UpstreamSession, no: str) -> list[ShelfItem]:
+        items: list[ShelfItem] = []
+        page_no = 1
+        while True:
+            page = self._get(client, session, ap.SHELF_DETAIL_PATH,
+                             [("shelf", no), ("page", str(page_no)), ("disp", str(SHELF_PAGE))])
+            if page.tree.css_first(ap.SEL_SHELF_HEADING) is None:
+                raise self._acct_refusal(page, what="shelf items")
+            got = ap.parse_shelf_items(page.html, self.library.id)
+            items.extend(got.items)
+            if not got.items or page_no * SHELF_PAGE >= got.total:
+                return items
+            page_no += 1
+
+    def _acct_on_shelf(self, client: httpx.Client, session: UpstreamSession, no: str, record_id: str) -> bool:
+        return any(i.record_id == record_id for i in self._acct_items(client, session, no))
 
     def _acct_item_action(self, session: UpstreamSession, shelf_id: str, record_id: str, button: tuple[str, str],
-                     done_key: str, extra: list[tuple[str, str]] | None = None) -> ap.ConfirmItem:
+                          done_key: str, extra: list[tuple[str, str]] | None = None,
+                          dest: str | None = None) -> ap.ConfirmItem:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
         with self._acct_serial(session), self.open(session) as client:
@@ -441,8 +480,18 @@ class WinjAccountMixin(_Base):
             listed = ap.parse_confirm_items(confirm.html, lib)
             if len(listed) != 1:
                 raise UpstreamChanged("the confirm screen does not list exactly the item asked for", library=lib)
-            done = self._post(client, session, ap.SHELF_ITEM_COMMIT_PATH, [("btn_commit", button[1])])
-            self._acct_expect(done, TXT_SHELF_DONE[done_key], what=f"{done_key} shelf item")
+
+            def recheck() -> bool:
+                on_source = self._acct_on_shelf(client, session, no, record_id)
+                if done_key == "remove":
+                    return not on_source
+                arrived = dest is not None and self._acct_on_shelf(client, session, dest, record_id)
+                return arrived and (done_key == "copy" or not on_source)
+
+            done = self._acct_commit(client, session, ap.SHELF_ITEM_COMMIT_PATH, [("btn_commit", button[1])],
+                                     recheck=recheck, what=f"{done_key} shelf item")
+            if done is not None:
+                self._acct_expect(done, TXT_SHELF_DONE[done_key], what=f"{done_key} shelf item")
             return listed[0]
 
     @translate_transport_errors
@@ -457,8 +506,11 @@ class WinjAccountMixin(_Base):
             listed = ap.parse_confirm_items(confirm.html, lib)
             if len(listed) != 1:
                 raise UpstreamChanged("本棚資料登録確認 does not list exactly one record", library=lib)
-            done = self._post(client, session, ap.SHELF_ADD_PATH, [("btn_commit", "選択確定")])
-            self._acct_expect(done, TXT_SHELF_DONE["add"], what="add shelf item")
+            done = self._acct_commit(client, session, ap.SHELF_ADD_PATH, [("btn_commit", "選択確定")],
+                                     recheck=lambda: self._acct_on_shelf(client, session, no, record_id),
+                                     what="add shelf item")
+            if done is not None:
+                self._acct_expect(done, TXT_SHELF_DONE["add"], what="add shelf item")
         item = listed[0]
         return ShelfItem(record_id=record_id, title=item.title, author=ap._author(item.title, item.bibline),
                          added_on=self.today())
@@ -476,7 +528,7 @@ class WinjAccountMixin(_Base):
         dest = self._acct_shelf_no(to_shelf_id, lib)
         button = ("btn_copy", "複写") if copy else ("btn_move", "移動")
         self._acct_item_action(session, shelf_id, record_id, button, "copy" if copy else "move",
-                          extra=[("cmb_dest", dest)])
+                               extra=[("cmb_dest", dest)], dest=dest)
 
     @translate_transport_errors
     def export_shelf(self, session: UpstreamSession, shelf_id: str) -> str:
@@ -524,8 +576,12 @@ class WinjAccountMixin(_Base):
         fields.append(("cmb_max", str(max_results)))
         return fields
 
+    def _acct_sdi_list(self, client: httpx.Client, session: UpstreamSession) -> list[ap.SdiRow]:
+        return ap.parse_sdi_list(self._get(client, session, ap.SDI_LIST_PATH).html, self.library.id)
+
     def _acct_sdi_register(self, client: httpx.Client, session: UpstreamSession, fields: list[tuple[str, str]],
-                      done_key: str) -> Page:
+                           done_key: str, recheck: Callable[[], bool]) -> Page | None:
+        """条件入力 → 登録内容確認 → 登録; None when a timeout on 登録 was re-read as done."""
         lib = self.library.id
         confirm = self._post(client, session, ap.SDI_CONFIRM_PATH, fields + [("btn_regist", "登録")])
         if not ap.is_sdi_confirm(confirm.html):
@@ -533,14 +589,19 @@ class WinjAccountMixin(_Base):
                 raise InvalidRequest("the library refused the alert", library=lib,
                                      upstream_message=" ".join(ap.form_errors(confirm.html)) or None)
             raise self._acct_refusal(confirm, what="alert")
-        done = self._post(client, session, ap.SDI_REGIST_PATH, [("btn_commit", "登録")])
-        self._acct_expect(done, TXT_SDI_DONE[done_key], what="alert")
+        done = self._acct_commit(client, session, ap.SDI_REGIST_PATH, [("btn_commit", "登録")],
+                                 recheck=recheck, what="alert")
+        if done is not None:
+            self._acct_expect(done, TXT_SDI_DONE[done_key], what="alert")
         return done
 
     def _acct_sdi_status(self, client: httpx.Client, session: UpstreamSession, no: str, active: bool) -> None:
         button = ("btn_on", "配信") if active else ("btn_off", "停止")
-        done = self._post(client, session, ap.SDI_STATUS_PATH, [("hid_no", no), button])
-        self._acct_expect(done, TXT_SDI_DONE["status"], what="alert 配信/停止")
+        done = self._acct_commit(
+            client, session, ap.SDI_STATUS_PATH, [("hid_no", no), button], what="alert 配信/停止",
+            recheck=lambda: any(r.id == no and r.active == active for r in self._acct_sdi_list(client, session)))
+        if done is not None:
+            self._acct_expect(done, TXT_SDI_DONE["status"], what="alert 配信/停止")
 
     def _acct_sdi_read(self, client: httpx.Client, session: UpstreamSession, row: ap.SdiRow) -> Alert:
         page = self._get(client, session, ap.SDI_INPUT_PATH, [("no", row.id)])
@@ -549,7 +610,7 @@ class WinjAccountMixin(_Base):
         return ap.parse_sdi_form(page.html, row.active, self.library.id)
 
     def _acct_sdi_row(self, client: httpx.Client, session: UpstreamSession, alert_id: str) -> ap.SdiRow:
-        rows = ap.parse_sdi_list(self._get(client, session, ap.SDI_LIST_PATH).html, self.library.id)
+        rows = self._acct_sdi_list(client, session)
         row = next((r for r in rows if r.id == alert_id), None)
         if row is None:
             raise NotFound(f"no alert {alert_id!r}", library=self.library.id)
@@ -558,7 +619,7 @@ class WinjAccountMixin(_Base):
     @translate_transport_errors
     def alerts(self, session: UpstreamSession) -> list[Alert]:
         with self.open(session) as client:
-            rows = ap.parse_sdi_list(self._get(client, session, ap.SDI_LIST_PATH).html, self.library.id)
+            rows = self._acct_sdi_list(client, session)
             return [self._acct_sdi_read(client, session, r) for r in rows]
 
     @translate_transport_errors
@@ -566,9 +627,15 @@ class WinjAccountMixin(_Base):
         fields = self._acct_sdi_fields(alert.name, alert.memo, list(alert.conditions), alert.match, alert.max_results)
         lib = self.library.id
         with self._acct_serial(session), self.open(session) as client:
-            done = self._acct_sdi_register(client, session, fields, "create")
+            title = alert.name.strip()
+            # After a timeout on 登録, an alert of that title means it was stored (the
+            # portal does not tell two alerts of one title apart: the newest is taken).
+            done = self._acct_sdi_register(
+                client, session, fields, "create",
+                recheck=lambda: any(r.title == title for r in self._acct_sdi_list(client, session)))
+            rows = self._acct_sdi_list(client, session) if done is None else ap.parse_sdi_list(done.html, lib)
             # The portal assigns increasing numbers: ours is the newest of that title.
-            mine = [r for r in ap.parse_sdi_list(done.html, lib) if r.title == alert.name.strip()]
+            mine = [r for r in rows if r.title == title]
             if not mine:
                 raise UpstreamChanged("the new alert is not in the list", library=lib)
             row = max(mine, key=lambda r: int(r.id) if r.id.isdigit() else 0)
@@ -596,8 +663,13 @@ class WinjAccountMixin(_Base):
             })
             if content:
                 fields = self._acct_sdi_fields(merged.name, merged.memo, list(merged.conditions), merged.match,
-                                          merged.max_results, no=row.id)
-                self._acct_sdi_register(client, session, fields, "update")
+                                               merged.max_results, no=row.id)
+                def stored() -> bool:
+                    now = self._acct_sdi_read(client, session, row)
+                    return (now.name, now.memo, now.conditions, now.max_results) == (
+                        merged.name, merged.memo, merged.conditions, merged.max_results)
+
+                self._acct_sdi_register(client, session, fields, "update", recheck=stored)
             active = row.active
             if changes.active is not None and changes.active != row.active:
                 self._acct_sdi_status(client, session, row.id, changes.active)
@@ -614,6 +686,9 @@ class WinjAccountMixin(_Base):
                                                                                ("btn_delete", "削除")])
             if not ap.is_sdi_confirm(confirm.html):
                 raise self._acct_refusal(confirm, what="delete alert")
-            done = self._post(client, session, ap.SDI_DELETE_PATH, [("btn_commit", "削除")])
-            self._acct_expect(done, TXT_SDI_DONE["delete"], what="delete alert")
+            done = self._acct_commit(
+                client, session, ap.SDI_DELETE_PATH, [("btn_commit", "削除")], what="delete alert",
+                recheck=lambda: all(r.id != alert_id for r in self._acct_sdi_list(client, session)))
+            if done is not None:
+                self._acct_expect(done, TXT_SDI_DONE["delete"], what="delete alert")
 

@@ -252,3 +252,55 @@ def test_changed_sdi_form(adapter: WinjAdapter, session: UpstreamSession, mock: 
     with pytest.raises(UpstreamChanged):
         adapter.alerts(session)
 
+
+
+# ------------------------------------------------------------------ timeouts on the final step of shelf/SDI writes
+def _confirm(*titles: str) -> str:
+    items = "".join(f'<li class="confirm-item"><span class="title">{t}</span></li>' for t in titles)
+    return f'<html><body><ul>{items}</ul><form id="shelf-confirm-form"></form></body></html>'
+
+
+def _shelf_list(*shelves: tuple[str, str, int]) -> str:
+    rows = "".join(f'<tr class="shelf"><td class="name"><a href="bookshelf-detail.do?shelf={no}">{name}</a></td>'
+                   f'<td class="count">{n}冊</td></tr>' for no, name, n in shelves)
+    return f'<html><body><table class="shelf-list">{rows}</table></body></html>'
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_timeout_on_shelf_creation_is_re_read(adapter: WinjAdapter, session: UpstreamSession,
+                                              mock: respx.MockRouter, stored: bool) -> None:
+    mock.post("/bookshelf-create-confirm.do").mock(return_value=ok(_confirm("読みたい本")))
+    commit = mock.post("/bookshelf-create.do").mock(side_effect=httpx.ReadTimeout("slow"))
+    shelves = [("105", "明治維新", 2)] + ([("107", "読みたい本", 0)] if stored else [])
+    mock.get("/bookshelf-list.do").mock(return_value=ok(_shelf_list(*shelves)))
+    if stored:
+        assert adapter.create_shelf(session, "読みたい本").id == "107"
+    else:
+        with pytest.raises(UpstreamTimeout):
+            adapter.create_shelf(session, "読みたい本")
+    assert commit.call_count == 1  # never repeated
+
+
+def test_timeout_on_adding_to_a_shelf_is_re_read(adapter: WinjAdapter, session: UpstreamSession,
+                                                 mock: respx.MockRouter) -> None:
+    mock.post("/bookshelf-add-confirm.do").mock(return_value=ok(_confirm("悪意")))
+    commit = mock.post("/bookshelf-add.do").mock(side_effect=httpx.ReadTimeout("slow"))
+    items = saved("shelf_items.html")  # 明治維新 holds 1000000002 and 1000000003
+    mock.get("/bookshelf-detail.do").mock(return_value=ok(items))
+    assert adapter.add_shelf_item(session, "105", "1000000003").record_id == "1000000003"
+    with pytest.raises(UpstreamTimeout):
+        adapter.add_shelf_item(session, "105", "1000000099")
+    assert commit.call_count == 2
+
+
+def test_timeout_on_alert_deletion_is_re_read(adapter: WinjAdapter, session: UpstreamSession,
+                                              mock: respx.MockRouter) -> None:
+    confirm = '<html><body><form id="sdi-confirm-form"></form></body></html>'
+    mock.post("/sdi-delete-confirm.do").mock(return_value=ok(confirm))
+    commit = mock.post("/sdi-delete.do").mock(side_effect=httpx.ReadTimeout("slow"))
+    mock.get("/sdi-list.do").mock(return_value=ok(saved("sdi_list.html")))  # still lists alert 106
+    no = saved("sdi_list.html").split('name="hid_no" value="')[1].split('"')[0]
+    with pytest.raises(UpstreamTimeout):
+        adapter.delete_alert(session, no)
+    adapter.delete_alert(session, "999")  # not listed any more: it was deleted
+    assert commit.call_count == 2
