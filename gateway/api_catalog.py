@@ -26,4 +26,9 @@ def search(library: str) -> Response:
 @bp.get("/records/<record_id>")
 @spec(response=Record, auth="client", summary="A record with its holdings per branch")
 def record(library: str, record_id: str) -> Response:
-    return json_response(gw().public_call(library, "search", "record", record_id))
+    # A circulation protocol without catalogue search (NCIP) can still describe one record
+    # with its holdings (LookupItemSet): such adapters declare `availability`.
+    g = gw()
+    caps = g.adapter(library).capabilities
+    capability = "search" if "search" in caps or "availability" not in caps else "availability"
+    return json_response(g.public_call(library, capability, "record", record_id))
