@@ -650,7 +650,7 @@ class WinjAccountMixin(_Base):
     def update_alert(self, session: UpstreamSession, alert_id: str, changes: AlertUpdate) -> Alert:
         content = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if k != "active"}
         self._acct_sdi_check(list(changes.conditions) if changes.conditions is not None else None,
-                             changes.match if changes.conditions is not None else None, changes.max_results)
+                             changes.match, changes.max_results)
         with self._acct_serial(session), self.open(session) as client:
             row = self._acct_sdi_row(client, session, alert_id)
             current = self._acct_sdi_read(client, session, row)

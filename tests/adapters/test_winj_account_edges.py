@@ -235,6 +235,7 @@ def test_long_shelf_name_refused_locally(adapter: WinjAdapter, session: Upstream
     ({"conditions": [{"field": "any", "value": "x"}]}, "'any'"),
     ({"conditions": [{"field": "title", "value": str(i)} for i in range(5)]}, "at most 4"),
     ({"conditions": [{"field": "title", "value": "x"}], "max_results": 7}, "max_results 7"),
+    ({"conditions": [{"field": "title", "value": "x"}], "match": "any"}, "any"),
 ])
 def test_inexpressible_alerts_refused_before_any_request(adapter: WinjAdapter, session: UpstreamSession,
                                                          mock: respx.MockRouter, body: dict, word: str) -> None:
