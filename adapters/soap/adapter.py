@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlparse
 
 import httpx
@@ -75,7 +75,16 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.models import Hold, HoldRequest, HoldResult, Loan, Problem, Profile, RenewalResult
+from gateway.models import (
+    Hold,
+    HoldRequest,
+    HoldResult,
+    HoldUpdate,
+    Loan,
+    Problem,
+    Profile,
+    RenewalResult,
+)
 from mappers import MappingError
 from mappers.cards import mask_card_number, normalize_card_number
 from mappers.status import renewal_reason
@@ -121,8 +130,10 @@ class _WsdlTransport(zeep.Transport):
 class SoapAdapter(Adapter):
     family = "soap"
     capabilities = frozenset(
-        {"login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel"}
+        {"login", "profile", "loans", "renew", "holds", "hold_place", "hold_cancel", "hold_update"}
     )
+    #: capabilities that exist only when the library's mapping has the role
+    OPTIONAL_ROLES: ClassVar[dict[str, str]] = {"hold_update": "update_hold"}
     description = "SOAP 1.1 circulation service described by a WSDL, mapped by configuration (zeep)"
 
     def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
@@ -134,6 +145,13 @@ class SoapAdapter(Adapter):
                 f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             raise ConfigError(f"library {library.id!r}: {keys}") from None
+        # A library offers an optional capability only if its mapping names the operation.
+        self.capabilities = frozenset(  # type: ignore[misc]
+            cap
+            for cap in type(self).capabilities
+            if cap not in self.OPTIONAL_ROLES
+            or getattr(self.options.operations, self.OPTIONAL_ROLES[cap]) is not None
+        )
         self._zeep_client: zeep.Client | None = None
         self._zeep_lock = threading.Lock()
         self._locations: dict[str, str] | None = None
@@ -511,6 +529,44 @@ class SoapAdapter(Adapter):
         )
 
     @_guarded
+    def update_hold(self, session: UpstreamSession, hold_id: str, changes: HoldUpdate) -> Hold:
+        """Change a hold's pickup location and/or contact method (one write, never repeated)."""
+        op = self.options.operations.update_hold
+        if op is None:
+            raise NotSupported("this library's mapping has no update_hold operation")
+        pickup = (
+            self._pickup_code(session, changes.pickup_branch) if changes.pickup_branch else None
+        )
+        contact = self._contact_code(changes.contact_method)
+        values = self._values(session, hold_id=hold_id, pickup_code=pickup, contact_code=contact)
+        try:
+            answer = self.call(op, values)
+        except UpstreamTimeout:
+            # Did the change happen?  Read the hold rather than sending it again.
+            hold = next((h for h in self._holds_or_empty(session) if h.id == hold_id), None)
+            if hold is not None and _applied(hold, changes, self.library):
+                return hold
+            raise
+        if op.hold:
+            hold = map_hold(
+                self.options.operations.holds, get_path(answer, op.hold), self._context()
+            )
+        else:
+            found = next((h for h in self.holds(session) if h.id == hold_id), None)
+            if found is None:
+                raise UpstreamChanged("the changed hold is not in the hold list")
+            hold = found
+        if hold.id != hold_id:
+            raise UpstreamChanged(f"the library changed hold {hold.id!r} instead of {hold_id!r}")
+        return hold
+
+    def _holds_or_empty(self, session: UpstreamSession) -> list[Hold]:
+        try:
+            return self.holds(session)
+        except GatewayError:
+            return []
+
+    @_guarded
     def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:
         op = self.options.operations.cancel_hold
         try:
@@ -527,6 +583,16 @@ class SoapAdapter(Adapter):
 
 def _build(op: Operation, values: dict[str, Any]) -> dict[str, Any]:
     return build_request(op.request, values)
+
+
+def _applied(hold: Hold, changes: HoldUpdate, library: Any) -> bool:
+    """Whether a re-read hold already shows the requested changes."""
+    if changes.pickup_branch:
+        branch = library.branch_by_name_or_id(changes.pickup_branch)
+        wanted = branch.name if branch is not None else changes.pickup_branch
+        if hold.pickup_branch != wanted:
+            return False
+    return not changes.contact_method or hold.contact_method == changes.contact_method
 
 
 def _detail(detail: dict[str, Any], path: str | None) -> str | None:

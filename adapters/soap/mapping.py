@@ -211,6 +211,7 @@ class Operations(_Strict):
     holds: HoldsOp
     place_hold: PlaceHoldOp
     cancel_hold: Operation
+    update_hold: PlaceHoldOp | None = None  # its ``hold`` path locates the changed hold
     logout: Operation | None = None
     pickup_locations: PickupLocationsOp | None = None
 

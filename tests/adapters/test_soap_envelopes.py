@@ -32,6 +32,7 @@ from adapters.soap.mapping import (
 from fixtures.soap import wsdl_path
 from gateway.config import sandbox_config
 from gateway.errors import (
+    Conflict,
     InvalidCredentials,
     NotFound,
     NotRenewable,
@@ -175,6 +176,8 @@ FAULTS = [
     ("soap-kita", "extendCheckout-fault", NotRenewable, "reserved"),
     ("soap-kita", "addReservation-fault", NotFound, None),
     ("soap-kita", "getCheckouts-fault", SessionExpired, None),
+    ("soap-demo", "ChangeReservation-fault", Conflict, None),
+    ("soap-kita", "modifyReservation-fault", Conflict, None),
 ]
 
 

@@ -25,6 +25,7 @@ from fixtures.soap import wsdl_path
 from fixtures.soap.record import CASSETTES, demo_flow, scrub_text, vcr_config
 from gateway.config import LibraryConfig, sandbox_config
 from gateway.errors import (
+    Conflict,
     InvalidCredentials,
     NotRenewable,
     SessionExpired,
@@ -33,7 +34,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.models import HoldRequest
+from gateway.models import HoldRequest, HoldUpdate
 
 CFG = sandbox_config()
 LIBS = ("soap-demo", "soap-kita")
@@ -70,6 +71,10 @@ def test_cassette_replay(lib: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert placed.ok and placed.hold is not None and placed.hold.status == "submitted"
     assert not unknown.ok and unknown.error is not None and unknown.error.code == "not_found"
     assert [h.id for h in out["holds_after"]] == [h.id for h in out["holds"]]
+    lib_cfg = CFG.libraries[lib]
+    assert out["updated"].pickup_branch == lib_cfg.branches[0].name
+    assert out["updated"].contact_method == lib_cfg.contact_methods[2]
+    assert isinstance(out["update_refused"], Conflict)
     assert isinstance(out["wrong_password"], InvalidCredentials)
     assert isinstance(out["after_logout"], SessionExpired)
 
@@ -394,3 +399,19 @@ def test_gateway_timeout_is_504(gateway_client: Any, mock: Any) -> None:
         json={"library": "soap-demo", "card_number": "2000000001", "password": "soap-pass"},
     )
     assert r.status_code == 504 and r.get_json()["code"] == "upstream_timeout"
+
+
+def test_update_hold_timeout_resolved_by_reading_holds(mock: Any) -> None:
+    # the saved hold list shows RSV0002 at 東部分館 with メール
+    def handler(op: str, request: httpx.Request) -> httpx.Response:
+        if op == "GetReservations":
+            return _soap(_env("soap-demo", "GetReservations-ok"))
+        raise httpx.ReadTimeout("lost", request=request)
+
+    calls = _route(mock, "soap-demo", handler)
+    adapter = SoapAdapter(_lib("soap-demo"))
+    hold = adapter.update_hold(SESSION, "RSV0002", HoldUpdate(pickup_branch="east"))
+    assert hold.pickup_branch == "東部分館"  # already so: the change happened
+    with pytest.raises(UpstreamTimeout):
+        adapter.update_hold(SESSION, "RSV0002", HoldUpdate(pickup_branch="west"))
+    assert calls == {"ChangeReservation": 2, "GetReservations": 2}  # each write sent once

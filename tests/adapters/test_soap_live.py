@@ -247,6 +247,7 @@ def test_http_flow(gateway: Any) -> None:
     h = _token(c, lib)
     base = f"/v1/libraries/{lib}"
     library = c.get(base).get_json()
+    assert "hold_update" in library["capabilities"]
     assert set(library["capabilities"]) >= {
         "login",
         "profile",
@@ -299,6 +300,24 @@ def test_http_flow(gateway: Any) -> None:
     assert r.status_code == 404 and r.get_json()["code"] == "not_found"
     after = c.get(f"{base}/holds", headers=h).get_json()["holds"]
     assert [x["id"] for x in after] == [x["id"] for x in holds]
+
+    waiting = next(x for x in holds if x["status"] == "waiting")
+    r = c.patch(
+        f"{base}/holds/{waiting['id']}",
+        headers=h,
+        json={
+            "pickup_branch": config.branches[2].name,
+            "contact_method": config.contact_methods[0],
+        },
+    )
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["pickup_branch"] == config.branches[2].name
+    assert r.get_json()["contact_method"] == config.contact_methods[0]
+    ready = next(x for x in holds if x["status"] == "ready")
+    r = c.patch(
+        f"{base}/holds/{ready['id']}", headers=h, json={"pickup_branch": config.branches[2].id}
+    )
+    assert r.status_code == 409 and r.get_json()["code"] == "conflict", r.get_json()
 
     profile = c.get(f"{base}/patron", headers=h).get_json()
     assert profile["card_number_masked"].endswith(DEMO_PATRONS[lib][0][-4:])
@@ -406,3 +425,13 @@ def _inline(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_inline(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
+
+
+def test_optional_capability_follows_the_mapping() -> None:
+    config = CFG.libraries["soap-demo"]
+    options = json.loads(json.dumps(config.options))
+    del options["operations"]["update_hold"]
+    adapter = SoapAdapter(config.model_copy(update={"options": options}))
+    assert "hold_update" not in adapter.capabilities
+    assert "hold_update" in SoapAdapter(config).capabilities
+    assert "hold_update" in SoapAdapter.capabilities  # the family can, this library cannot
