@@ -362,7 +362,24 @@ class WinjAccountMixin(_Base):
     def _acct_shelf_list(self, client: httpx.Client, session: UpstreamSession) -> list[Shelf]:
         return ap.parse_shelves(self._get(client, session, ap.SHELF_LIST_PATH).html, self.library.id)
 
-    def _acct_check_name(self, name: str) -> str:
+    def _acct_encodable(self, session: UpstreamSession, field: str, *texts: str | None) -> None:
+        """A Shift_JIS / EUC-JP portal cannot store characters outside its charset
+        (the form would carry &#NNNN; and the portal would keep that text)."""
+        from adapters.winj.pages import py_codec
+
+        charset = self._charset(session)
+        for text in texts:
+            try:
+                (text or "").encode(py_codec(charset))
+            except UnicodeEncodeError as exc:
+                raise InvalidRequest(f"{field}: {text[exc.start:exc.end]!r} cannot be stored by the library "
+                                     f"(its pages are {charset})", library=self.library.id,
+                                     errors=[{"field": field, "message": f"not representable in {charset}"}]) from None
+            except LookupError:
+                return
+
+    def _acct_check_name(self, name: str, session: UpstreamSession) -> str:
+        self._acct_encodable(session, "name", name)
         name = name.strip()
         if not name or len(name) > SHELF_NAME_MAX:
             raise InvalidRequest(f"a shelf name has 1 to {SHELF_NAME_MAX} characters", library=self.library.id,
@@ -382,7 +399,7 @@ class WinjAccountMixin(_Base):
 
     @translate_transport_errors
     def create_shelf(self, session: UpstreamSession, name: str) -> Shelf:
-        name = self._acct_check_name(name)
+        name = self._acct_check_name(name, session)
         lib = self.library.id
         with self._acct_serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_CREATE_CONFIRM_PATH, [("txt_name", name)])
@@ -405,7 +422,7 @@ class WinjAccountMixin(_Base):
 
     @translate_transport_errors
     def rename_shelf(self, session: UpstreamSession, shelf_id: str, name: str) -> Shelf:
-        name = self._acct_check_name(name)
+        name = self._acct_check_name(name, session)
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
         with self._acct_serial(session), self.open(session) as client:
@@ -624,6 +641,7 @@ class WinjAccountMixin(_Base):
 
     @translate_transport_errors
     def create_alert(self, session: UpstreamSession, alert: AlertCreate) -> Alert:
+        self._acct_encodable(session, "alert", alert.name, alert.memo, *(c.value for c in alert.conditions))
         fields = self._acct_sdi_fields(alert.name, alert.memo, list(alert.conditions), alert.match, alert.max_results)
         lib = self.library.id
         with self._acct_serial(session), self.open(session) as client:
@@ -649,6 +667,8 @@ class WinjAccountMixin(_Base):
     @translate_transport_errors
     def update_alert(self, session: UpstreamSession, alert_id: str, changes: AlertUpdate) -> Alert:
         content = {k: v for k, v in changes.model_dump(exclude_unset=True).items() if k != "active"}
+        self._acct_encodable(session, "alert", changes.name, changes.memo,
+                             *(c.value for c in changes.conditions or []))
         self._acct_sdi_check(list(changes.conditions) if changes.conditions is not None else None,
                              changes.match, changes.max_results)
         with self._acct_serial(session), self.open(session) as client:

@@ -305,3 +305,20 @@ def test_timeout_on_alert_deletion_is_re_read(adapter: WinjAdapter, session: Ups
         adapter.delete_alert(session, no)
     adapter.delete_alert(session, "999")  # not listed any more: it was deleted
     assert commit.call_count == 2
+
+
+def test_characters_a_shift_jis_portal_cannot_store(adapter: WinjAdapter, mock: respx.MockRouter) -> None:
+    sjis = UpstreamSession(card_number="9999999999", cookies={"JSESSIONID": "x"},
+                           data={"hid": "h", "charset": "Shift_JIS"})
+    with pytest.raises(InvalidRequest) as err:
+        adapter.create_shelf(sjis, "読みたい本📚")
+    assert "Shift_JIS" in err.value.detail
+    with pytest.raises(InvalidRequest):
+        adapter.create_alert(sjis, AlertCreate.model_validate(
+            {"name": "n", "conditions": [{"field": "title", "value": "🎅"}]}))
+    assert adapter.request_count == 0
+    # 髙 and ① are in cp932 (what browsers and portals mean by Shift_JIS)
+    mock.post("/bookshelf-create-confirm.do").mock(return_value=ok("<html><body></body></html>"))
+    with pytest.raises(UpstreamChanged):
+        adapter.create_shelf(sjis, "髙橋①")
+    assert adapter.request_count == 1
