@@ -396,6 +396,9 @@ class WinjAdapter(WinjAccountMixin, WinjHttp):
         if any(pages.TXT_OVERDUE_BLOCK in e for e in errors):
             raise AccountBlocked("the library refuses holds while items are overdue", library=lib,
                                  reason="overdue", upstream_message=errors[0])
+        if any(pages.TXT_BAD_EXPIRY in e for e in errors):
+            raise InvalidRequest("the library refused the hold expiry date", library=lib,
+                                 errors=[{"field": "expires_on", "message": errors[0]}])
         if errors:
             raise UpstreamError("the portal refused the reservation", library=lib,
                                 upstream_message=pages.reason_text(errors[0]))

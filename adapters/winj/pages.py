@@ -85,6 +85,7 @@ TXT_OVERDUE_BLOCK = "延滞本をお持ちの場合"
 TXT_ALREADY_HELD = "既に予約済"
 TXT_LIMIT = "上限"
 TXT_CART_FULL = "予約かごが一杯"
+TXT_BAD_EXPIRY = "予約有効期限が正しくありません"
 TXT_CANCEL_DONE = "予約を取り消しました"
 TXT_CHANGE_DONE = "予約内容を変更しました"
 TXT_PW_DONE = ("パスワードを変更しました", "パスワードの変更を受け付けました")

@@ -395,3 +395,28 @@ def test_saved_pages_hold_no_secret() -> None:
         for card in ALL_CARDS:
             assert card.encode() not in content, path
         assert b'name="hid_session" value="SCRUBBED"' in content or b"hid_session" not in content, path
+
+
+@respx.mock
+def test_renewal_timeout_is_read_back_not_repeated() -> None:
+    a = WinjAdapter(replay_library("kagoshima-pref"))
+    a.today = lambda: TODAY  # type: ignore[method-assign]
+    before = page("kagoshima-pref", "lend_list")
+    rows = P.parse_lend_rows(before, "kagoshima-pref", TODAY)
+    good = next(r for r in rows if r.loan.renewable)
+    new_due = (good.loan.due_on + timedelta(days=5)).strftime("%Y/%m/%d")
+    after = before.replace(good.loan.due_on.strftime("%Y/%m/%d") + "</td>", new_due + "</td>", 1)
+    lists = iter([before, after])
+    respx.get(f"{BASE}/lend-list.do").mock(side_effect=lambda req: httpx.Response(
+        200, content=next(lists).encode("cp932"), headers={"Content-Type": "text/html; charset=Shift_JIS"}))
+    only = page("kagoshima-pref", "lend_confirm")
+    confirm = ('<table id="extension-list"><tr class="ext-row">'
+               f'<td class="item-id">{good.loan.id}</td></tr></table>')
+    assert good.loan.id in only
+    respx.post(f"{BASE}/lend-extension-confirm.do").mock(return_value=httpx.Response(
+        200, text=confirm, headers={"Content-Type": "text/html; charset=UTF-8"}))
+    execute = respx.post(f"{BASE}/lend-extension.do").mock(side_effect=httpx.ReadTimeout("slow"))
+    results = a.renew(_session(), [good.loan.id])
+    assert execute.call_count == 1
+    assert results[0].ok and results[0].loan is not None
+    assert results[0].loan.due_on.strftime("%Y/%m/%d") == new_due

@@ -170,3 +170,23 @@ def test_card_number_forms_are_normalised() -> None:
 
 
 _ = datetime
+
+
+@pytest.mark.e2e
+def test_hold_expiry_date_is_sent_and_checked() -> None:
+    from gateway.errors import InvalidRequest
+    from gateway.models import HoldRequest, SearchQuery
+
+    with live_adapter("niigata-city") as (adapter, _state):
+        case = CASES["niigata-city"]
+        s = adapter.login(case.card, case.password)
+        ids = [r.id for r in adapter.search(SearchQuery(title="サンタクロース", page=3)).records]
+        until = TODAY + timedelta(days=60)
+        res = adapter.place_holds(s, HoldRequest(record_ids=ids[:1], expires_on=until, contact_method="メール"))
+        assert res[0].ok and res[0].hold is not None
+        assert res[0].hold.expires_on == until and res[0].hold.contact_method == "メール"
+        with pytest.raises(InvalidRequest):
+            adapter.place_holds(s, HoldRequest(record_ids=ids[1:2], expires_on=TODAY - timedelta(days=1)))
+        with pytest.raises(InvalidRequest):
+            adapter.place_holds(s, HoldRequest(record_ids=ids[1:2], contact_method="伝書鳩"))
+        assert ids[1] not in {h.record_id for h in adapter.holds(s)}
