@@ -255,10 +255,28 @@ def test_timeout_is_upstream_timeout(adapter: WinjAdapter) -> None:
 
 @respx.mock
 def test_connection_reset_is_upstream_unavailable(adapter: WinjAdapter) -> None:
-    respx.get(f"{BASE}/lend-list.do").mock(side_effect=httpx.RemoteProtocolError("reset by peer"))
+    route = respx.get(f"{BASE}/lend-list.do").mock(side_effect=httpx.RemoteProtocolError("reset by peer"))
     with pytest.raises(UpstreamUnavailable) as exc:
         adapter.loans(_session())
     assert exc.value.status == 503
+    assert route.call_count == 2  # a read is retried once, then given up
+
+
+@respx.mock
+def test_a_dropped_connection_on_a_read_is_retried_once(adapter: WinjAdapter) -> None:
+    route = respx.get(f"{BASE}/lend-list.do").mock(side_effect=[
+        httpx.RemoteProtocolError("server closed the keep-alive connection"), _html("kumamoto-city", "lend_list")])
+    assert adapter.loans(_session()) and route.call_count == 2
+
+
+@respx.mock
+def test_a_write_is_never_retried(adapter: WinjAdapter) -> None:
+    respx.get(f"{BASE}/reserve-list.do").mock(return_value=_html("kumamoto-city", "reserve_list"))
+    cancel = respx.post(f"{BASE}/reserve-cancel.do").mock(side_effect=httpx.RemoteProtocolError("reset"))
+    hold = next(h for h in P.parse_hold_rows(page("kumamoto-city", "reserve_list"), "kumamoto-city") if h.index)
+    with pytest.raises(UpstreamUnavailable):
+        adapter.cancel_hold(_session(), hold.hold.id)
+    assert cancel.call_count == 1
 
 
 @respx.mock
