@@ -145,6 +145,17 @@ class Gateway:
         self._db_local = threading.local()
         self.gateway_alerts = importlib.util.find_spec("gateway.sdi") is not None
         self._last_purge = 0.0
+        # Build every adapter now: each validates its own `options`, so a bad mapping or
+        # agency id fails at start, naming the library, not on a patron's first request.
+        for lib in config.libraries.values():
+            try:
+                self.adapter(lib.id)
+            except ConfigError as exc:
+                msg = str(exc)
+                raise ConfigError(msg if msg.startswith(config.source) else f"{config.source}: {msg}") from None
+            except Exception as exc:  # noqa: BLE001 - adapters raise pydantic or their own errors
+                text = str(exc).replace("\n", "; ")
+                raise ConfigError(f"{config.source}: library {lib.id!r}: key 'options': {text}") from None
 
     # ------------------------------------------------------------ plumbing
     def db(self) -> sqlite3.Connection:

@@ -72,3 +72,17 @@ def test_config_check_command(tmp_path) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 1
     assert f"{bad}: library 'x': key 'name'" in r.stderr
+
+
+def test_bad_adapter_options_fail_at_start(tmp_path) -> None:
+    from gateway.app import create_app
+    from gateway.config import sandbox_config
+
+    cfg = sandbox_config()
+    if "soap-demo" not in cfg.libraries:
+        pytest.skip("no SOAP library in the sandbox")
+    lib = cfg.libraries["soap-demo"].model_copy(update={"options": {"operations": "nonsense"}})
+    bad = cfg.model_copy(update={"libraries": {"soap-demo": lib}, "gateway": cfg.gateway.model_copy(
+        update={"database": str(tmp_path / "d.db")})})
+    with pytest.raises(ConfigError, match=r"<sandbox>: library 'soap-demo': (key 'options'|options)"):
+        create_app(bad, secret_key="A" * 43 + "=")
