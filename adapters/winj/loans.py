@@ -1,0 +1,129 @@
+"""Loans and renewal (借りている資料, 貸出延長) of the winj portal.
+
+Renewal picks rows by session-relative index (``chk_lend``): the list is re-read
+in the same upstream session, the 資料番号 mapped to its index, and the confirm
+screen must list exactly the loans asked for before 延長 is confirmed.  After a
+timeout on the confirm the list is re-read to learn which renewals happened.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from adapters.base import UpstreamSession, translate_transport_errors
+from adapters.winj import pages
+from adapters.winj.forms import *
+from adapters.winj.forms import problem
+from adapters.winj.http import WinjHttp
+from gateway.errors import (
+    Conflict,
+    NotFound,
+    NotRenewable,
+    UpstreamChanged,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from gateway.models import (
+    Loan,
+    RenewalResult,
+)
+
+
+class WinjLoans(WinjHttp):
+    """Loans and renewal (借りている資料, 貸出延長) of the winj portal."""
+
+    @translate_transport_errors
+    def loans(self, session: UpstreamSession) -> list[Loan]:
+        with self.open(session) as client:
+            page = self._get(client, session, pages.LEND_LIST_PATH)
+        return pages.parse_loans(page.html, self.library.id, self.today())
+
+    @translate_transport_errors
+    def renew(self, session: UpstreamSession, loan_ids: list[str] | None) -> list[RenewalResult]:
+        lib = self.library.id
+        today = self.today()
+        results: dict[str, RenewalResult] = {}
+        with self.open(session) as client:
+            rows = pages.parse_lend_rows(self._get(client, session, pages.LEND_LIST_PATH).html, lib, today)
+            by_id = {r.loan.id: r for r in rows}
+            if loan_ids is None:
+                wanted = [r.loan.id for r in rows if r.loan.renewable]
+                order = wanted
+            else:
+                order = list(dict.fromkeys(loan_ids))
+                wanted = []
+                for lid in order:
+                    row = by_id.get(lid)
+                    if row is None:
+                        results[lid] = RenewalResult(loan_id=lid, ok=False, error=problem(
+                            NotFound(f"no loan {lid!r}", library=lib)))
+                    elif not row.index:
+                        reason = row.loan.not_renewable_reason or "other"
+                        results[lid] = RenewalResult(loan_id=lid, ok=False, loan=row.loan, error=problem(
+                            NotRenewable("the portal offers no renewal for this loan", reason=reason, library=lib)))
+                    else:
+                        wanted.append(lid)
+            if wanted:
+                results.update(self._renew_rows(client, session, [by_id[i] for i in wanted]))
+        return [results[i] for i in order if i in results]
+
+    def _renew_rows(self, client: httpx.Client, session: UpstreamSession,
+                    rows: list[pages.LendRow]) -> dict[str, RenewalResult]:
+        lib = self.library.id
+        picks = [(F_LEND, r.index) for r in rows]
+        confirm = self._post(client, session, pages.LEND_CONFIRM_PATH, picks + [("btn_extension", "貸出延長")])
+        if confirm.errors():
+            raise UpstreamError("the portal refused the renewal selection", library=lib,
+                                upstream_message=confirm.errors()[0])
+        listed = pages.parse_extension_confirm(confirm.html)
+        if sorted(listed) != sorted(r.loan.id for r in rows):
+            # The index pointed at another loan: never confirm a renewal we did not ask for.
+            err = Conflict("the portal's row did not match the loan asked for; nothing was renewed",
+                           library=lib)
+            return {r.loan.id: RenewalResult(loan_id=r.loan.id, ok=False, error=problem(err)) for r in rows}
+        before = {r.loan.id: r.loan for r in rows}
+        try:
+            page = self._post(client, session, pages.LEND_EXEC_PATH, [("btn_extension", "延長")])
+        except httpx.TimeoutException:
+            return self._renewal_after_timeout(client, session, before)
+        _done, lines = pages.parse_extension_result(page.html)
+        out: dict[str, RenewalResult] = {}
+        for line in lines:
+            old = before.get(line.item_id)
+            if old is None:
+                continue
+            if line.ok:
+                if line.due_on is None:
+                    raise UpstreamChanged("a renewed item without its new due date", library=lib)
+                loan = old.model_copy(update={
+                    "due_on": line.due_on, "overdue": False, "renewable": False,
+                    "not_renewable_reason": "already_renewed",
+                    "times_renewed": (old.times_renewed or 0) + 1})
+                out[old.id] = RenewalResult(loan_id=old.id, ok=True, loan=loan)
+            else:
+                msg = pages.reason_text(line.message)
+                from mappers.status import renewal_reason
+
+                err = NotRenewable(f"the library refused the renewal: {msg}", reason=renewal_reason(msg),
+                                   library=lib, upstream_message=msg)
+                out[old.id] = RenewalResult(loan_id=old.id, ok=False, loan=old, error=problem(err))
+        missing = [i for i in before if i not in out]
+        if missing:
+            raise UpstreamChanged("the renewal result does not list every item", library=lib)
+        return out
+
+    def _renewal_after_timeout(self, client: httpx.Client, session: UpstreamSession,
+                               before: dict[str, Loan]) -> dict[str, RenewalResult]:
+        """The confirm timed out: re-read the list to learn which renewals happened."""
+        lib = self.library.id
+        rows = pages.parse_lend_rows(self._get(client, session, pages.LEND_LIST_PATH).html, lib, self.today())
+        now = {r.loan.id: r.loan for r in rows}
+        out = {}
+        for lid, old in before.items():
+            cur = now.get(lid)
+            if cur is not None and cur.due_on != old.due_on:
+                out[lid] = RenewalResult(loan_id=lid, ok=True, loan=cur)
+            else:
+                out[lid] = RenewalResult(loan_id=lid, ok=False, loan=old, error=problem(
+                    UpstreamTimeout("the renewal was not confirmed in time; it did not happen", library=lib)))
+        return out
