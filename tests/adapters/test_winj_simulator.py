@@ -196,3 +196,20 @@ def test_search_paging_and_shift_jis_queries() -> None:
     assert total > 10 and r.count('class="result-item"') == 10
     assert "前へ" in r and ("次へ" in r) == (total > 20)
     assert "検索条件を入力してください" in p.text(p.get("search-list.do"))
+
+
+def test_web_holds_wait_as_submitted_until_the_staff_approve_them() -> None:
+    p = Portal("kagoshima-pref")
+    card, password = demo("kagoshima-pref", 1)
+    p.login(card, password)
+    rid = p.state.catalog.held[33].id
+    p.post("reserve-basket-add.do", [("bibid", rid)])
+    basket = p.text(p.get("reserve-basket.do"))
+    index = basket.count('class="basket-row"') - 1
+    p.post("reserve-basket.do", [("chk_basket", str(index)), ("btn_reserve", "通常予約")])
+    assert "予約を行いました" in p.text(p.post("reserve-confirm.do", [("btn_ok", "予約")]))
+    new = next(h for h in p.state.holds[card] if h.record_id == rid)
+    assert new.status_word == "申込中"
+    p.state.clock = lambda: FROZEN + timedelta(days=2)
+    p.get("reserve-list.do")
+    assert new.status_word == "予約中"
