@@ -190,3 +190,22 @@ def test_hold_expiry_date_is_sent_and_checked() -> None:
         with pytest.raises(InvalidRequest):
             adapter.place_holds(s, HoldRequest(record_ids=ids[1:2], contact_method="伝書鳩"))
         assert ids[1] not in {h.record_id for h in adapter.holds(s)}
+
+
+@pytest.mark.e2e
+def test_every_holding_status_word_is_mapped() -> None:
+    expected = {"貸出可": "available", "貸出中": "on_loan", "館内のみ": "in_library_only", "予約中": "reserved",
+                "準備中": "in_preparation", "休館中": "closed", "行方不明": "missing"}
+    with live_adapter("amami") as (adapter, state):
+        seen = {}
+        for record_id, copies in state.catalog.copies.items():
+            words = {c.status_word for c in copies} - set(seen)
+            if not words:
+                continue
+            rec = adapter.record(record_id)
+            for copy, holding in zip(copies, rec.holdings, strict=True):
+                assert holding.branch == copy.branch and holding.call_number == copy.call_number
+                seen[copy.status_word] = holding.status
+            if len(seen) == len(expected):
+                break
+        assert seen == expected
