@@ -26,8 +26,8 @@ Quirks the flows cope with:
   maintenance page → 503 ``upstream_maintenance``.
 
 Upstream requests with a warm session: loans 1, holds 1, cart 1, renew 3,
-cancel hold 3, update hold 4, place n holds n+4 (n = records not yet in the
-cart; 5 when all are), cart add 1, cart remove 2, change password 1, search 1,
+cancel hold 3, update hold 4, place holds 4 + m (m = titles not yet in the
+cart, +1 when the first title already was), cart add 1, cart remove 2, change password 1, search 1,
 record 1, availability 1 + one per record found.
 """
 
