@@ -213,3 +213,45 @@ def test_web_holds_wait_as_submitted_until_the_staff_approve_them() -> None:
     p.state.clock = lambda: FROZEN + timedelta(days=2)
     p.get("reserve-list.do")
     assert new.status_word == "予約中"
+
+
+def test_latency_is_added_to_every_response() -> None:
+    import time
+
+    app = create_app("amami", latency_ms=60)
+    c = app.test_client()
+    t0 = time.perf_counter()
+    assert c.get(f"{BASE}/login.do").status_code == 200
+    assert time.perf_counter() - t0 >= 0.06
+
+
+@pytest.mark.e2e
+def test_opacgw_simulate_serves_one_library_alone() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPACGW_")}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "simulate", "niigata-city", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        for _ in range(100):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}{BASE}/login.do", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("opacgw simulate did not come up")
+        assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=EUC-JP"
+        assert "利用者カードの番号" in r.content.decode("euc_jp")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
