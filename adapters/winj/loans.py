@@ -27,6 +27,7 @@ from gateway.models import (
     Loan,
     RenewalResult,
 )
+from mappers.status import renewal_reason
 
 
 class WinjLoans(WinjHttp):
@@ -95,15 +96,18 @@ class WinjLoans(WinjHttp):
             if line.ok:
                 if line.due_on is None:
                     raise UpstreamChanged("a renewed item without its new due date", library=lib)
+                if line.state is not None:  # the portal says what the loan allows now
+                    reason = renewal_reason(line.state) if line.state else None
+                else:  # not printed: a renewed loan is taken as not renewable again
+                    reason = "already_renewed"
                 loan = old.model_copy(update={
-                    "due_on": line.due_on, "overdue": False, "renewable": False,
-                    "not_renewable_reason": "already_renewed",
-                    "times_renewed": (old.times_renewed or 0) + 1})
+                    "due_on": line.due_on, "overdue": False, "renewable": reason is None,
+                    "not_renewable_reason": reason,
+                    "times_renewed": line.times_renewed if line.times_renewed is not None
+                    else (old.times_renewed or 0) + 1})
                 out[old.id] = RenewalResult(loan_id=old.id, ok=True, loan=loan)
             else:
                 msg = pages.reason_text(line.message)
-                from mappers.status import renewal_reason
-
                 err = NotRenewable(f"the library refused the renewal: {msg}", reason=renewal_reason(msg),
                                    library=lib, upstream_message=msg)
                 out[old.id] = RenewalResult(loan_id=old.id, ok=False, loan=old, error=problem(err))

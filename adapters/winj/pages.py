@@ -294,6 +294,9 @@ class RenewalLine:
     ok: bool
     due_on: date | None
     message: str
+    times_renewed: int | None = None
+    #: the loan's state words after the attempt (延滞 / 予約あり / 延長済), None if not printed
+    state: str | None = None
 
 
 def parse_extension_result(html: str) -> tuple[bool, list[RenewalLine]]:
@@ -308,8 +311,10 @@ def parse_extension_result(html: str) -> tuple[bool, list[RenewalLine]]:
         result = _cell_text(r, "result")
         ok = TXT_REASON not in result and "ng" not in (r.attributes.get("class") or "").split()
         due_text = _cell_text(r, "due-date")
+        state_cell = _cell(r, "state")
         out.append(RenewalLine(_cell_text(r, "item-id"), ok, _date(due_text, "返却期限日") if due_text else None,
-                               result))
+                               result, _int(_cell_text(r, "renew-count")),
+                               node_text(state_cell) if state_cell is not None else None))
     return done, out
 
 

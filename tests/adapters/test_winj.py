@@ -114,6 +114,7 @@ def test_kagoshima_renewal_result_page() -> None:
     assert done
     ok = [l for l in lines if l.ok]
     assert len(ok) == 1 and ok[0].due_on == TODAY + timedelta(days=14)
+    assert ok[0].times_renewed == 1 and ok[0].state == "延長済"  # renewed once: not again
     refusals = {P.reason_text(l.message) for l in lines if not l.ok}
     assert refusals == {"返却期限を過ぎています。", "他の利用者の予約が入っています。", "既に延長済です。"}
 
