@@ -276,7 +276,7 @@ def scrub_request(request: Any) -> Any:
     request.uri = re.sub(r"127\.0\.0\.1:\d+", HOST, request.uri)
     for card in ALL_CARDS:
         request.uri = request.uri.replace(card, _mask(card))
-    for h in [h for h in request.headers if h.lower() == "cookie"]:
+    for h in [h for h in request.headers if h.lower() in ("cookie", "host")]:
         del request.headers[h]
     if request.body:
         body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
