@@ -43,11 +43,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fixtures.feeds.marcgen import encode_iso2709  # noqa: E402
-from gateway.sdi.engine import BATCH, Engine, Match  # noqa: E402
-from gateway.sdi.feed import FeedStats, iter_iso2709  # noqa: E402
-from gateway.sdi.fields import ANY, FIELD_INDEX_WITH_ANY, FeedRecord, extract  # noqa: E402
-from gateway.sdi.normalize import normalize  # noqa: E402
+from fixtures.feeds.marcgen import encode_iso2709
+from gateway.sdi.engine import BATCH, Engine, Match
+from gateway.sdi.feed import FeedStats, iter_iso2709
+from gateway.sdi.fields import FIELD_INDEX_WITH_ANY, FeedRecord, extract
+from gateway.sdi.normalize import normalize
 
 KATAKANA = [chr(c) for c in range(0x30A2, 0x30F3)]
 HIRAGANA = [chr(c) for c in range(0x3042, 0x3093)]
@@ -226,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     sample: list[FeedRecord] = []
     parse = 0.0
 
-    def feed_records() -> Any:
+    def feed_records(data: bytes) -> Any:
         nonlocal parse
-        reader = iter_iso2709(feed, stats)
+        reader = iter_iso2709(data, stats)
         index = 0
         while True:
             t0 = clock()
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine(alerts)
     t_build = clock() - t0
     t0 = clock()
-    matches = engine.run(feed_records())
+    matches = engine.run(feed_records(feed))
     t_run = clock() - t0 - parse
     match_time = t_build + t_run
     ratio = match_time / parse

@@ -69,7 +69,7 @@ def iter_iso2709(data: bytes, stats: FeedStats) -> Iterator[pymarc.Record]:
         try:
             record = pymarc.Record(data=chunk + RECORD_TERMINATOR, to_unicode=True, force_utf8=False,
                                    hide_utf8_warnings=True, utf8_handling="strict")
-        except Exception as exc:  # pymarc raises a dozen kinds; all mean "skip this one"
+        except Exception as exc:  # noqa: BLE001 - pymarc raises a dozen kinds; all mean "skip this one"
             stats.skip(f"record {number}: {type(exc).__name__}: {exc}"[:200])
             continue
         yield record
@@ -197,7 +197,7 @@ def feed_records(records: Iterable[pymarc.Record], stats: FeedStats) -> Iterator
     for record in records:
         try:
             item = extract(record)
-        except Exception as exc:  # a field pymarc accepted but we cannot read
+        except Exception as exc:  # noqa: BLE001 - a field pymarc accepted but we cannot read
             stats.skip(f"record: {type(exc).__name__}: {exc}"[:200])
             continue
         if item is None:

@@ -29,7 +29,14 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from gateway.config import FeedConfig, LibraryConfig
 from gateway.sdi.engine import Engine, Match
-from gateway.sdi.feed import FeedError, FeedStats, feed_records, iter_iso2709, iter_marcxml, parse_oai_page
+from gateway.sdi.feed import (
+    FeedError,
+    FeedStats,
+    feed_records,
+    iter_iso2709,
+    iter_marcxml,
+    parse_oai_page,
+)
 from gateway.sdi.fields import FeedRecord
 from gateway.sdi.store import AlertStore
 

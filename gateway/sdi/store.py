@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from gateway.models import Alert, AlertCondition, AlertCreate, AlertMatch, AlertUpdate
 from gateway.sdi.engine import Match
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS sdi_harvests (
 """
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
