@@ -105,3 +105,36 @@ feed = {{ url = "{server.url}/feeds/soap-demo/oai", format = "oai-pmh" }}
         assert json.loads(capsys.readouterr().out)["matches"] == 0
     finally:
         server.stop()
+
+
+def test_run_reports_a_dead_feed_and_goes_on(tmp_path: Path, capsys: Any) -> None:
+    server = serve_app(create_app("feeds"), port=0, name="feeds")
+    try:
+        db = tmp_path / "gw.sqlite3"
+        config = tmp_path / "gw.toml"
+        config.write_text(f"""
+[gateway]
+database = "{db}"
+
+[libraries.dead]
+name = "止まった図書館"
+adapter = "ncip"
+base_url = "http://127.0.0.1:9/ncip"
+feed = {{ url = "http://127.0.0.1:9/feeds/dead/new.mrc", format = "marc21" }}
+
+[libraries.alive]
+name = "動く図書館"
+adapter = "ncip"
+base_url = "http://127.0.0.1:9/ncip"
+feed = {{ url = "{server.url}/feeds/alive/new.xml", format = "marcxml" }}
+""", encoding="utf-8")
+        store = AlertStore(sqlite3.connect(db))
+        for lib in ("dead", "alive"):
+            store.create(lib, "h", AlertCreate(name="any", conditions=[
+                AlertCondition(field="any", op="not_contains", value="存在しない")]))
+        assert cli.main(["run", "--config", str(config), "--quiet"]) == 1
+        reports = {r["library"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+        assert "ConnectError" in reports["dead"]["error"]
+        assert reports["alive"]["matches"] == 10 and reports["alive"]["malformed"] == 3
+    finally:
+        server.stop()

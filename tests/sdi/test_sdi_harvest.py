@@ -101,3 +101,31 @@ def test_run_stores_matches_once_and_harvests_incrementally(feed_server: Any, ht
     third = run_library(store, cfg, http)
     assert third.records == 2 and third.matches == 1
     assert store.matches(everything.id)[-1].record_id == new_id
+
+
+def test_transient_errors_are_retried_and_bad_tokens_fail() -> None:
+    import respx
+
+    from fixtures.feeds.marcgen import catalog_fields, encode_iso2709
+    from fixtures.feeds.sample import STAND_IN
+
+    body = encode_iso2709(catalog_fields(STAND_IN[0]))
+    url = "http://feeds.invalid/new.mrc"
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.get(url).mock(side_effect=[httpx.Response(503), httpx.ConnectError("reset"),
+                                                httpx.Response(200, content=body)])
+        with httpx.Client() as client:
+            h = harvest(FeedConfig(url=url, format="marc21"), client)
+            assert [r.id for r in h.records] == [STAND_IN[0].id]
+        assert route.call_count == 3
+    with respx.mock() as mock:
+        mock.get(url).mock(return_value=httpx.Response(404))
+        with httpx.Client() as client, pytest.raises(httpx.HTTPStatusError):
+            harvest(FeedConfig(url=url, format="marc21"), client)
+    oai = "http://feeds.invalid/oai"
+    error = (b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>2026-01-01T00:00:00Z'
+             b'</responseDate><error code="badResumptionToken">expired</error></OAI-PMH>')
+    with respx.mock() as mock:
+        mock.get(oai).mock(return_value=httpx.Response(200, content=error))
+        with httpx.Client() as client, pytest.raises(FeedError, match="badResumptionToken"):
+            harvest(FeedConfig(url=oai, format="oai-pmh"), client)
