@@ -249,8 +249,8 @@ class WinjHolds(WinjHttp):
                 raise Conflict("the portal's row did not match the hold asked for; nothing was changed",
                                library=lib)
             t = form_page.tree
-            areas = {pages.node_text(o): o.attributes.get("value", "") for o in t.css(pages.SEL_AREA_OPTION)}
-            contacts = {pages.node_text(o): o.attributes.get("value", "") for o in t.css(pages.SEL_CONTACT_OPTION)}
+            areas = {pages.node_text(o): o.attributes.get("value") or "" for o in t.css(pages.SEL_AREA_OPTION)}
+            contacts = {pages.node_text(o): o.attributes.get("value") or "" for o in t.css(pages.SEL_CONTACT_OPTION)}
             form: list[tuple[str, str]] = []
             pickup = self._branch_name(changes.pickup_branch) if changes.pickup_branch else row.hold.pickup_branch
             if pickup not in areas:

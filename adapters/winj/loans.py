@@ -108,9 +108,9 @@ class WinjLoans(WinjHttp):
                 out[old.id] = RenewalResult(loan_id=old.id, ok=True, loan=loan)
             else:
                 msg = pages.reason_text(line.message)
-                err = NotRenewable(f"the library refused the renewal: {msg}", reason=renewal_reason(msg),
-                                   library=lib, upstream_message=msg)
-                out[old.id] = RenewalResult(loan_id=old.id, ok=False, loan=old, error=problem(err))
+                refusal = NotRenewable(f"the library refused the renewal: {msg}", reason=renewal_reason(msg),
+                                       library=lib, upstream_message=msg)
+                out[old.id] = RenewalResult(loan_id=old.id, ok=False, loan=old, error=problem(refusal))
         missing = [i for i in before if i not in out]
         if missing:
             raise UpstreamChanged("the renewal result does not list every item", library=lib)

@@ -112,8 +112,8 @@ def declared_charset(content: bytes, content_type: str | None) -> str | None:
         m = _CHARSET_HDR.search(content_type)
         if m:
             return m.group(1)
-    m = _CHARSET_META.search(content[:2048])
-    return m.group(1).decode("ascii") if m else None
+    meta = _CHARSET_META.search(content[:2048])
+    return meta.group(1).decode("ascii") if meta else None
 
 
 def decode_html(content: bytes, content_type: str | None) -> str:
@@ -251,20 +251,20 @@ def parse_lend_rows(html: str, library: str, today: date) -> list[LendRow]:
         due = _date(_cell_text(row, "due-date"), "返却期限日")
         words = _cell_text(row, "state")
         overdue = due < today or "延滞" in words
-        reason = None
+        reason: str | None = None
         if overdue:
             reason = "overdue"
         elif words.strip():
             reason = renewal_reason(words)
         chk = row.css_first('input[name="chk_lend"]')
-        index = chk.attributes.get("value", "") if chk is not None else ""
+        index = (chk.attributes.get("value") or "") if chk is not None else ""
         if not index:
             reason = reason or "other"
         loaned = _cell_text(row, "lend-date")
         loan = Loan(
             id=item_id, library=library, record_id=record_id, title=title, author=author, item_id=item_id,
             loaned_on=_date(loaned, "貸出日") if loaned else None, due_on=due, overdue=overdue,
-            renewable=reason is None, not_renewable_reason=reason,
+            renewable=reason is None, not_renewable_reason=reason,  # type: ignore[arg-type]
             times_renewed=_int(_cell_text(row, "renew-count")),
             branch=_cell_text(row, "branch") or None,
         )
@@ -360,7 +360,7 @@ def parse_hold_rows(html: str, library: str) -> list[HoldRow]:
             ready_until=ready_until, cancelable=bool(_cell_text(row, "cancelable") == "可"),
             order_group=group.split("-")[0] if group else None,
         )
-        out.append(HoldRow(chk.attributes.get("value", "") if chk is not None else "", hold))
+        out.append(HoldRow((chk.attributes.get("value") or "") if chk is not None else "", hold))
     return out
 
 
@@ -405,11 +405,11 @@ def parse_basket(html: str) -> BasketPage:
                               added_on=parse_optional_date(added) if added else None))
         chk = row.css_first('input[name="chk_basket"]')
         if chk is not None:
-            idx[rid] = chk.attributes.get("value", "")
+            idx[rid] = chk.attributes.get("value") or ""
     if _int(node_text(count)) != len(items):
         raise UpstreamChanged("the cart list is truncated")
-    areas = {node_text(o): o.attributes.get("value", "") for o in t.css(SEL_AREA_OPTION)}
-    contacts = {node_text(o): o.attributes.get("value", "") for o in t.css(SEL_CONTACT_OPTION)}
+    areas = {node_text(o): o.attributes.get("value") or "" for o in t.css(SEL_AREA_OPTION)}
+    contacts = {node_text(o): o.attributes.get("value") or "" for o in t.css(SEL_CONTACT_OPTION)}
     return BasketPage(items, idx, areas, contacts, message_lines(t), error_lines(t))
 
 
