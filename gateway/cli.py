@@ -80,6 +80,8 @@ def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
+    from gateway.devserver import QuietRequestHandler
+
     from gateway.app import create_app
 
     path = args.config or os.environ.get(ENV_CONFIG)
@@ -93,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or config.gateway.host
     port = args.port or config.gateway.port
     app = create_app(config)
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     if sandbox:
         print(_demo_banner(config, host, port), flush=True)
     else:
@@ -110,6 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
+    from gateway.devserver import RequestHandler
+
     from fixtures.registry import simulators
 
     sims = simulators()
@@ -118,7 +122,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     _setup_logging("INFO")
     app = sims[args.library](args.library, latency_ms=args.latency)
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=RequestHandler)
     cfg = sandbox_config().libraries.get(args.library)
     path = urlsplit(cfg.base_url).path if cfg else ""
     print(f"simulating {args.library} on http://{args.host}:{server.server_port}{path}", flush=True)
