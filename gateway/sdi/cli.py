@@ -133,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``sdi`` (with ``match`` and ``run``) to an argparse sub-parser set."""
     sdi = subparsers.add_parser("sdi", help="new-arrival alerts (SDI) over MARC feeds",
-                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+                                description="Match MARC files against alerts (match), or harvest the "
+                                            "configured feeds and store matches of gateway alerts (run).")
     sub = sdi.add_subparsers(dest="sdi_command", required=True)
     m = sub.add_parser("match", help="match MARC files against an alerts file; JSON lines on stdout")
     m.add_argument("--feed", action="append", required=True, metavar="FILE",
