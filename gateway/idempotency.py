@@ -5,12 +5,17 @@ it is final.  A retry while the first is still running gets 409 ``conflict``; th
 key with a different request (method, path or body) is a 409 too.  Answers with a
 5xx status are not stored, so the client may retry them — the adapters re-read
 upstream state before writing again (a timed-out hold is found, not placed twice).
-Keys are scoped by the session token (or the client key) and kept 24 hours.
+Keys are scoped by the session token (or, without one, by the request itself, so that
+strangers never share a key space) and kept 24 hours.  Nothing secret is stored in
+clear: the scope and the request fingerprint are HMACs under the gateway's secret
+key (a login body holds a password), and the stored answer is encrypted (a login
+answer holds a session token).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 from typing import TYPE_CHECKING
@@ -44,11 +49,14 @@ def install(app: Flask, gw: Gateway) -> None:
             return None
         if not 1 <= len(key) <= 255:
             raise InvalidRequest(f"{HEADER} must be 1–255 characters")
-        auth = request.headers.get("Authorization", "") or g.get("client", "anonymous")
-        scope = hashlib.sha256(auth.encode()).hexdigest()
-        fingerprint = hashlib.sha256(
-            request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data(cache=True)
+        mac_key = gw.crypto.hmac_key
+        fingerprint = hmac.new(
+            mac_key, request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data(cache=True),
+            hashlib.sha256,
         ).hexdigest()
+        auth = request.headers.get("Authorization", "")
+        who = f"token:{auth}" if auth else f"client:{g.get('client', 'anonymous')}:{fingerprint}"
+        scope = hmac.new(mac_key, who.encode(), hashlib.sha256).hexdigest()
         _ensure(gw)
         db = gw.db()
         with db:
@@ -69,7 +77,7 @@ def install(app: Flask, gw: Gateway) -> None:
             raise Conflict(f"{HEADER} {key!r} was used for a different request")
         if state == "running":
             raise Conflict(f"a request with {HEADER} {key!r} is still in progress", retry_after=1)
-        resp = Response(body, status=status)
+        resp = Response(gw.crypto.fernet.decrypt(body), status=status)
         for name, value in json.loads(headers).items():
             resp.headers[name] = value
         resp.headers["Idempotent-Replayed"] = "true"
@@ -88,7 +96,7 @@ def install(app: Flask, gw: Gateway) -> None:
                 headers = {h: resp.headers[h] for h in _KEEP_HEADERS if h in resp.headers}
                 db.execute(
                     "UPDATE idempotency SET state='done', status=?, body=?, headers=? WHERE scope=? AND key=?",
-                    (resp.status_code, resp.get_data(), json.dumps(headers), *idem),
+                    (resp.status_code, gw.crypto.fernet.encrypt(resp.get_data()), json.dumps(headers), *idem),
                 )
         return resp
 

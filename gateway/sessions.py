@@ -180,6 +180,8 @@ class Crypto:
         self.fernet = Fernet(key)
         raw = key.encode() if isinstance(key, str) else key
         self._hash_key = hashlib.sha256(b"opacgw-card-hash:" + raw).digest()
+        #: key for other HMACs of request data (idempotency fingerprints)
+        self.hmac_key = hashlib.sha256(b"opacgw-request-mac:" + raw).digest()
 
     def seal(self, data: dict[str, Any]) -> bytes:
         return self.fernet.encrypt(json.dumps(data, separators=(",", ":")).encode())

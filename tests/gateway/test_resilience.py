@@ -135,3 +135,25 @@ def test_branch_validation(client) -> None:
     r = client.post("/v1/libraries/alpha/holds", json={"record_ids": ["R1"], "pickup_branch": "kita"},
                     headers=bearer(token))
     assert r.get_json()["results"][0]["hold"]["pickup_branch"] == "北分館"
+
+
+def test_idempotency_stores_no_secret(app, tmp_path) -> None:
+    c = app.test_client()
+    body = {"library": "alpha", "card_number": "0000098765", "password": fakes.PASSWORD}
+    r1 = c.post("/v1/sessions", json=body, headers={"Idempotency-Key": "login-1"})
+    r2 = c.post("/v1/sessions", json=body, headers={"Idempotency-Key": "login-1"})
+    assert r1.status_code == r2.status_code == 201
+    assert r1.get_json()["token"] == r2.get_json()["token"]
+    token = r1.get_json()["token"]
+    for f in tmp_path.glob("gw.sqlite3*"):
+        data = f.read_bytes()
+        assert token.encode() not in data and fakes.PASSWORD.encode() not in data
+        assert b"0000098765" not in data
+
+
+def test_anonymous_clients_do_not_share_keys(client) -> None:
+    a = {"library": "alpha", "card_number": "12345", "password": fakes.PASSWORD}
+    b = {"library": "beta", "card_number": "12345678", "password": fakes.PASSWORD}
+    assert client.post("/v1/sessions", json=a, headers={"Idempotency-Key": "1"}).status_code == 201
+    r = client.post("/v1/sessions", json=b, headers={"Idempotency-Key": "1"})
+    assert r.status_code == 201 and r.get_json()["accounts"][0]["library"] == "beta"
