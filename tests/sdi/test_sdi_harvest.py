@@ -101,6 +101,12 @@ def test_run_stores_matches_once_and_harvests_incrementally(feed_server: Any, ht
     third = run_library(store, cfg, http)
     assert third.records == 2 and third.matches == 1
     assert store.matches(everything.id)[-1].record_id == new_id
+    # A withdrawn record comes back as an OAI-PMH deleted header: counted, not matched
+    gone = http.post(f"{feed_server.url}/feeds/{lib}/_withdraw", json={"record_ids": [records[-1].id]})
+    assert gone.json()["withdrawn"] == [records[-1].id]
+    fourth = run_library(store, cfg, http)
+    # (records of the same second as `from` come again — `from` is inclusive — and are not re-reported)
+    assert fourth.deleted == 1 and fourth.matches == 0
 
 
 def test_transient_errors_are_retried_and_bad_tokens_fail() -> None:
