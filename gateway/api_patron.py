@@ -116,7 +116,16 @@ def renew_many(library: str) -> Response:
     if req.all == bool(req.loan_ids):
         raise InvalidRequest('send either {"loan_ids": [...]} or {"all": true}',
                              errors=[{"field": "loan_ids", "message": "exactly one of loan_ids and all"}])
-    return json_response(RenewalResults(results=_renew(library, None if req.all else req.loan_ids)))
+    if req.all:
+        # Every current loan, so that the answer says why each one that cannot be renewed
+        # was not (an adapter's "renew all" would silently skip them).
+        loans = gw().patron_call(library, "loans", "loans", cache=True)
+        ids = [loan.id for loan in loans]
+        if not ids:
+            return json_response(RenewalResults(results=[]))
+    else:
+        ids = list(dict.fromkeys(req.loan_ids or []))
+    return json_response(RenewalResults(results=_renew(library, ids)))
 
 
 # ------------------------------------------------------------------ holds
@@ -135,6 +144,12 @@ def place_holds(library: str) -> Response:
     req = req.model_copy(update={"pickup_branch": _check_branch(library, req.pickup_branch, "pickup_branch")})
     _check_contact(library, req.contact_method)
     results = gw().patron_call(library, "hold_place", "place_holds", req, write=True)
+    # One shape for a refusal of the patron as a whole (e.g. 延滞本をお持ちの場合、予約できません):
+    # whether the adapter raised it or put it in every result, the answer is a 403.
+    if results and all(not r.ok and r.error is not None and r.error.code == "account_blocked" for r in results):
+        from gateway.errors import error_from_problem
+
+        raise error_from_problem(results[0].error.model_dump())
     return json_response(HoldResults(results=results), 201)
 
 

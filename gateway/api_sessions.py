@@ -33,13 +33,18 @@ def _session_body() -> SessionCreate:
         raise InvalidRequest("the body failed validation", errors=_errors(exc)) from None
 
 
+def _session_json(out: SessionOut) -> dict[str, Any]:
+    """API.md's shapes: no `token` key on GET, and each account either ok or with its error."""
+    return out.model_dump(mode="json", exclude_none=True)
+
+
 @bp.post("/v1/sessions")
 @spec(body=SessionCreate, response=SessionOut, status=201, auth="client",
       summary="Log in to one or more libraries at once; returns a session token")
 def create_session() -> Response:
     req = _session_body()
     token, record, states = gw().login(req.accounts)
-    return json_response(SessionOut(token=token, expires_at=record.expires_at, accounts=states), 201)
+    return json_response(_session_json(SessionOut(token=token, expires_at=record.expires_at, accounts=states)), 201)
 
 
 @bp.get("/v1/sessions/current")
@@ -49,7 +54,7 @@ def current_session() -> Response:
     assert ctx is not None
     accounts = [AccountState(library=a.library, ok=True, card_number_masked=a.card_number_masked)
                 for a in ctx.record.accounts]
-    return json_response(SessionOut(expires_at=ctx.record.expires_at, accounts=accounts))
+    return json_response(_session_json(SessionOut(expires_at=ctx.record.expires_at, accounts=accounts)))
 
 
 @bp.delete("/v1/sessions/current")

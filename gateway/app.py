@@ -133,6 +133,8 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
         # never log bodies, headers or query strings: they may hold card numbers or tokens
         log.info("%s %s %s %.1fms", request.method, request.path, resp.status_code, elapsed)
         resp.headers.setdefault("Cache-Control", "no-store")
+        if resp.status_code == 204:
+            resp.headers.pop("Content-Type", None)
         return resp
 
     for info in pkgutil.iter_modules(gateway.__path__):

@@ -149,6 +149,14 @@ class PasswordRegistration(Request):
     birth_date: date
     new_password: str = Field(min_length=1, max_length=128)
 
+    @field_validator("birth_date", mode="before")
+    @classmethod
+    def _eight_digits(cls, v: Any) -> Any:
+        """Accept the seed's own form too: 8 digits, Western year (1990-01-01 → 19900101)."""
+        if isinstance(v, str) and len(v) == 8 and v.isdigit():
+            return f"{v[:4]}-{v[4:6]}-{v[6:]}"
+        return v
+
 
 # ---------------------------------------------------------------- patron
 class Email(Value):
