@@ -137,11 +137,16 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.sandbox:
         sys.stdout.write(sandbox_toml())
         return 0
+    from gateway.runtime import build_adapters
+
     try:
         cfg = load_config(args.check)
+        adapters = build_adapters(cfg)  # the adapters check their own options, as at start
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    for adapter in adapters.values():
+        adapter.close()
     print(f"{cfg.source}: OK, {len(cfg.libraries)} libraries: {', '.join(cfg.libraries)}")
     return 0
 

@@ -119,17 +119,33 @@ def resolve_secret(config: GatewayConfig) -> str:
                       f"(or set {ENV_SECRET}); generate one with: opacgw keygen")
 
 
+def make_adapter(config: GatewayConfig, lib: LibraryConfig) -> Adapter:
+    """The library's adapter; a ConfigError naming file, library and key if it cannot be built."""
+    cls = adapter_class(lib.adapter)
+    if cls is None:
+        raise ConfigError(
+            f"{config.source}: library {lib.id!r}: key 'adapter': unknown adapter "
+            f"{lib.adapter!r} (known: {', '.join(sorted(families()))})"
+        )
+    try:
+        return cls(lib)
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(config.source) else f"{config.source}: {msg}") from None
+    except Exception as exc:  # noqa: BLE001 - adapters raise pydantic or their own errors
+        text = str(exc).replace("\n", "; ")
+        raise ConfigError(f"{config.source}: library {lib.id!r}: key 'options': {text}") from None
+
+
+def build_adapters(config: GatewayConfig) -> dict[str, Adapter]:
+    """Every library's adapter (checks families and each adapter's own options)."""
+    return {lib.id: make_adapter(config, lib) for lib in config.libraries.values()}
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig, *, secret_key: str | None = None) -> None:
         self.config = config
         self.settings = config.gateway
-        known = families()
-        for lib in config.libraries.values():
-            if lib.adapter not in known:
-                raise ConfigError(
-                    f"{config.source}: library {lib.id!r}: key 'adapter': unknown adapter "
-                    f"{lib.adapter!r} (known: {', '.join(sorted(known))})"
-                )
         self.crypto = Crypto(secret_key or resolve_secret(config))
         self.store = SQLiteSessionStore(self.settings.database)
         self.vault = CredentialVault(self.crypto)
@@ -147,15 +163,7 @@ class Gateway:
         self._last_purge = 0.0
         # Build every adapter now: each validates its own `options`, so a bad mapping or
         # agency id fails at start, naming the library, not on a patron's first request.
-        for lib in config.libraries.values():
-            try:
-                self.adapter(lib.id)
-            except ConfigError as exc:
-                msg = str(exc)
-                raise ConfigError(msg if msg.startswith(config.source) else f"{config.source}: {msg}") from None
-            except Exception as exc:  # noqa: BLE001 - adapters raise pydantic or their own errors
-                text = str(exc).replace("\n", "; ")
-                raise ConfigError(f"{config.source}: library {lib.id!r}: key 'options': {text}") from None
+        self._adapters = build_adapters(config)
 
     # ------------------------------------------------------------ plumbing
     def db(self) -> sqlite3.Connection:
@@ -176,10 +184,7 @@ class Gateway:
         with self._lock:
             ad = self._adapters.get(library_id)
             if ad is None:
-                cls = adapter_class(lib.adapter)
-                assert cls is not None  # checked at start
-                ad = cls(lib)
-                self._adapters[library_id] = ad
+                ad = self._adapters[library_id] = make_adapter(self.config, lib)
             return ad
 
     def guard(self, library_id: str) -> UpstreamGuard:

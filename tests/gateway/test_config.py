@@ -86,3 +86,16 @@ def test_bad_adapter_options_fail_at_start(tmp_path) -> None:
         update={"database": str(tmp_path / "d.db")})})
     with pytest.raises(ConfigError, match=r"<sandbox>: library 'soap-demo': (key 'options'|options)"):
         create_app(bad, secret_key="A" * 43 + "=")
+
+
+def test_config_check_builds_the_adapters(tmp_path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('"fake"', '"nonesuch"'), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "config", "--check", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "key 'adapter': unknown adapter 'nonesuch'" in r.stderr
+    good = tmp_path / "good.toml"
+    good.write_text(sandbox_toml(), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "config", "--check", str(good)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stderr
