@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.config import (
@@ -37,24 +38,24 @@ def _port(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def start_sandbox_simulators(config: GatewayConfig, latency_ms: int = 0) -> list[object]:
+def start_sandbox_simulators(config: GatewayConfig, latency_ms: int = 0) -> Any:
     """Start a simulator for every library (and sandbox service) that has one."""
-    from fixtures.registry import serve_app, simulators
+    from fixtures.registry import SimulatorFleet, simulators
 
     sims = simulators()
-    servers = []
+    fleet = SimulatorFleet(latency_ms)
     for lib in config.libraries.values():
         if lib.id not in sims:
             log.warning("no simulator for library %s; it will be unavailable", lib.id)
             continue
         host, port = _port(lib.base_url)
-        servers.append(serve_app(sims[lib.id](lib.id, latency_ms=latency_ms), host, port, lib.id))
+        fleet.add(lib.id, host, port)
     for name, port in config.gateway.sandbox_services.items():
         if name in sims:
-            servers.append(serve_app(sims[name](name, latency_ms=latency_ms), "127.0.0.1", port, name))
+            fleet.add(name, "127.0.0.1", port)
         else:
             log.warning("no simulator named %s", name)
-    return servers
+    return fleet
 
 
 def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
@@ -73,6 +74,9 @@ def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
               "      -d '{\"library\":\"kumamoto-city\",\"card_number\":\"2377570\",\"password\":\"0808\"}' "
               "| python -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])')",
               f"  curl -s http://{host}:{port}/v1/libraries/kumamoto-city/loans -H \"Authorization: Bearer $TOKEN\"",
+              "",
+              f"Stop or restart a simulator to watch a library fail and recover: "
+              f"curl -X POST http://{host}:{port}/sandbox/simulators/niigata-city/stop (…/start)",
               ""]
     return "\n".join(lines)
 
@@ -88,13 +92,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(path) if path else sandbox_config()
     _setup_logging(config.gateway.log_level)
     sandbox = not path
+    fleet = None
     if sandbox:
-        start_sandbox_simulators(config, latency_ms=args.latency)
+        fleet = start_sandbox_simulators(config, latency_ms=args.latency)
     elif args.latency:
         print("--latency applies to the sandbox simulators only", file=sys.stderr)
     host = args.host or config.gateway.host
     port = args.port or config.gateway.port
     app = create_app(config)
+    if fleet is not None:
+        from gateway.sandbox_admin import bp as sandbox_bp
+
+        app.extensions["opacgw_sandbox"] = fleet
+        app.register_blueprint(sandbox_bp)
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     if sandbox:
         print(_demo_banner(config, host, port), flush=True)

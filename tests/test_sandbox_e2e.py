@@ -140,3 +140,22 @@ def test_loans_and_errors(served) -> None:
     log = err.read_text()
     for secret in ("20211030", "0000002377570", "9999999999", token, both["token"]):
         assert secret not in log
+
+
+def test_stop_and_restart_a_simulator(served) -> None:
+    base, _, _ = served
+    token = _login(base, *KAGOSHIMA).json()["token"]
+    both = httpx.post(base + "/v1/sessions", json={"accounts": [
+        dict(zip(("library", "card_number", "password"), KAGOSHIMA)),
+        dict(zip(("library", "card_number", "password"), ("amami",) + AMAMI))]}, timeout=30).json()
+    h = {"Authorization": f"Bearer {both['token']}"}
+    assert httpx.post(base + "/sandbox/simulators/amami/stop").status_code == 204
+    body = httpx.get(base + "/v1/loans", headers=h, timeout=30).json()
+    src = {s["library"]: s for s in body["sources"]}
+    assert src["kagoshima-pref"]["ok"] and not src["amami"]["ok"]
+    assert src["amami"]["error"]["code"] == "upstream_unavailable"
+    assert httpx.post(base + "/sandbox/simulators/amami/start").status_code == 204
+    listing = httpx.get(base + "/sandbox/simulators").json()["simulators"]
+    assert all(s["running"] for s in listing)
+    assert httpx.post(base + "/sandbox/simulators/atlantis/stop").json()["code"] == "not_found"
+    assert token
