@@ -18,7 +18,8 @@ built in schema order (``messages.py``) and validated against the XSD in tests.
 
 Messages per operation (warm, no retries): login 1 LookupUser; profile 1; loans 1;
 holds 1; renew N loans = 1 LookupUser + N RenewItem; place holds = N RequestItem
-(+1 LookupAgency when the pickup name is not in the configuration, cached);
+(+1 LookupAgency when the pickup name is not in the configuration, cached; +1
+LookupUser without a pickup branch, to answer the default pickup the responder chose);
 change a hold's pickup = 1 LookupUser + 1 UpdateRequestItem; cancel hold 1
 CancelRequestItem; messages (fines, blocks) 1 LookupUser; record / availability 1
 LookupItemSet; lending request = 1 LookupAgency (cached) + 1 RequestItem; lending
@@ -366,7 +367,27 @@ class NcipAdapter(Adapter):
                 position=r.position, pickup_branch=names.get(pickup, pickup) if pickup else None,
                 placed_on=self._today(), expires_on=request.expires_on,
             )))
+        if pickup is None:
+            results = self._with_default_pickup(session, results)
         return results
+
+    def _with_default_pickup(self, session: UpstreamSession, results: list[HoldResult]) -> list[HoldResult]:
+        """Without a pickup location the responder picks the patron's default one, and
+        RequestItemResponse does not say which: read it back (one LookupUser for the
+        batch) so the answer shows what ``GET /holds`` will show."""
+        placed = [r for r in results if r.ok and r.hold is not None and r.hold.pickup_branch is None]
+        if not placed:
+            return results
+        try:
+            shown = {h.id: h.pickup_branch for h in self.holds(session)}
+        except (GatewayError, httpx.HTTPError):  # the holds are placed; the branch stays unknown
+            return results
+        out = []
+        for r in results:
+            if r in placed and r.hold is not None and shown.get(r.hold.id):
+                r = r.model_copy(update={"hold": r.hold.model_copy(update={"pickup_branch": shown[r.hold.id]})})
+            out.append(r)
+        return out
 
     def _hold_after_timeout(self, session: UpstreamSession, record_id: str) -> HoldResult:
         from gateway.errors import UpstreamTimeout

@@ -41,6 +41,7 @@ from gateway.errors import (
     UpstreamError,
 )
 from gateway.models import Hold, Holding, Loan, Record, UpstreamLending
+from mappers.cards import mask_card_number
 from mappers.status import renewal_reason as ja_renewal_reason
 
 # ------------------------------------------------------------------ vocabularies (data)
@@ -62,6 +63,8 @@ CONFLICT_PROBLEMS = frozenset({
     "duplicate request", "request not cancellable", "request already processed", "item already requested",
     "user already has item", "item request already exists",
 })
+#: words in a cancel refusal's ProblemValue/Detail meaning "it is cancelled already" → 404
+ALREADY_CANCELLED_WORDS = ("cancelled", "canceled", "取消", "取り消し済", "キャンセル済")
 #: renewal refusals → NotRenewable reason (None: decide from ProblemDetail)
 RENEWAL_PROBLEMS: dict[str, str | None] = {
     "item not renewable": None,
@@ -124,6 +127,12 @@ def _norm(word: str | None) -> str:
     return " ".join((word or "").lower().split())
 
 
+#: ProblemElement names (last path segment, lower-cased prefix) whose ProblemValue is a
+#: patron's card number: masked to the last 4 characters before it goes anywhere.
+CARD_ELEMENT_PREFIXES = ("user",)
+#: ... and whose value may be a password: dropped altogether.
+SECRET_ELEMENT_PREFIXES = ("authentication", "password", "pin")
+
 # ------------------------------------------------------------------ ids
 _SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -161,12 +170,30 @@ class NcipProblem:
     element: str | None = None
     value: str | None = None
 
+    def redacted(self) -> NcipProblem:
+        """This Problem with a card number / password in ProblemValue masked or dropped
+        (also where the responder repeats the value in ProblemDetail, "no user 52")."""
+        last = re.split(r"[/.:]", self.element or "")[-1].lower()
+        if not self.value:
+            return self
+        if last.startswith(SECRET_ELEMENT_PREFIXES):
+            safe = None
+        elif last.startswith(CARD_ELEMENT_PREFIXES):
+            safe = mask_card_number(self.value)
+        else:
+            return self
+        detail = self.detail.replace(self.value, safe or "***") if self.detail else self.detail
+        return NcipProblem(self.type, detail, self.element, safe)
+
     def fields(self) -> dict[str, Any]:
-        return {"ProblemType": self.type, "ProblemDetail": self.detail,
-                "ProblemElement": self.element, "ProblemValue": self.value}
+        """The Problem's elements for an error body; never a full card number or a password."""
+        p = self.redacted()
+        return {"ProblemType": p.type, "ProblemDetail": p.detail,
+                "ProblemElement": p.element, "ProblemValue": p.value}
 
     def describe(self) -> str:
-        return "; ".join(p for p in (self.type, self.detail) if p) or "NCIP Problem without a type"
+        p = self.redacted()
+        return "; ".join(x for x in (p.type, p.detail) if x) or "NCIP Problem without a type"
 
 
 def parse_problem(el: etree._Element) -> NcipProblem:
@@ -199,6 +226,7 @@ def renewal_reason(problem: NcipProblem) -> str:
 def problem_error(problem: NcipProblem, *, context: str, library: str | None = None) -> Exception:
     """The typed error for a Problem.  ``context``: login, session (any call made with a
     logged-in patron's UserId), renew, or public (no patron)."""
+    problem = problem.redacted()  # a card number in the value/detail never reaches an error body
     kind = _norm(problem.type)
     msg = problem.detail or problem.type or "NCIP Problem"
     if kind in AUTH_PROBLEMS:
@@ -549,6 +577,11 @@ def parse_request_item(raw: bytes | str, *, library: str, context: str = "sessio
 def parse_cancel_request_item(raw: bytes | str, *, library: str) -> str:
     """Returns the identifier echoed back (RequestId or ItemId value)."""
     resp = parse_response(raw, "CancelRequestItemResponse", library=library)
+    if resp.problems and _already_cancelled(resp.problems[0]):
+        # Cancelling twice: the hold no longer exists for the patron (as on every other
+        # adapter: 404 not_found), not a conflict with a state the patron could change.
+        p = resp.problems[0]
+        raise NotFound(p.redacted().detail or "the request is already cancelled", library=library, **p.fields())
     raise_for_problems(resp, context="session", library=library)
     body = resp.body
     assert body is not None
@@ -556,6 +589,14 @@ def parse_cancel_request_item(raw: bytes | str, *, library: str) -> str:
     if not ident:
         raise UpstreamChanged("CancelRequestItemResponse without RequestId or ItemId", library=library)
     return ident
+
+
+def _already_cancelled(problem: NcipProblem) -> bool:
+    """A "not cancellable" refusal because the request is cancelled already."""
+    if _norm(problem.type) not in CONFLICT_PROBLEMS:
+        return False
+    said = f"{_norm(problem.value)} {_norm(problem.detail)}"
+    return any(w in said for w in ALREADY_CANCELLED_WORDS)
 
 
 def parse_update_request_item(raw: bytes | str, *, library: str) -> str | None:

@@ -43,18 +43,17 @@ class NcipSyntaxError(ValueError):
 
 
 # ------------------------------------------------------------------ schema
+# Relative to the project checkout (../shared next to it), never a machine path.
+PROJECT_SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
 def shared_dir() -> Path | None:
-    """The shared reference material: $OPACGW_SHARED, else ../shared next to the project, else /work/shared."""
+    """The shared reference material: $OPACGW_SHARED, else ../shared next to the project;
+    None when neither exists (schema validation is then skipped)."""
     if os.environ.get(ENV_SHARED):  # explicit: only there (set it to a missing path to test skips)
         p = Path(os.environ[ENV_SHARED])
         return p.resolve() if p.is_dir() else None
-    candidates = []
-    candidates.append(Path(__file__).resolve().parents[2] / ".." / "shared")
-    candidates.append(Path("/work/shared"))
-    for c in candidates:
-        if c.is_dir():
-            return c.resolve()
-    return None
+    return PROJECT_SHARED if PROJECT_SHARED.is_dir() else None
 
 
 def schema_path() -> Path | None:

@@ -152,3 +152,40 @@ def test_availability_by_isbn(env: Any) -> None:
     [entry] = r["libraries"]
     assert entry["state"] == "ok" and len(entry["holdings"]) == 2
     assert {x["branch"] for x in entry["holdings"]} <= {"中央図書館", "東分館", "藤ヶ丘図書館", "駅前分室"}
+
+
+def test_a_blocked_renewal_does_not_echo_the_card_number(env: Any) -> None:
+    c, _ = env
+    h = login(c, "53")
+    loans = c.get(f"/v1/libraries/{LIB}/loans", headers=h).get_json()["loans"]
+    assert loans
+    r = c.post(f"/v1/libraries/{LIB}/loans/{loans[0]['id']}/renewal", headers=h)
+    body = r.get_json()
+    assert r.status_code in (403, 422) and body.get("ProblemElement") == "UserId", body
+    assert body["ProblemValue"] == "**"  # "53" masked, never the card number itself
+    assert '"53"' not in r.get_data(as_text=True) and " 53" not in r.get_data(as_text=True)
+
+
+def test_a_hold_without_pickup_answers_the_default_pickup_branch(env: Any) -> None:
+    c, responder = env
+    h = login(c)
+    record_id = responder.config["ncip_state"].bibs[1].id
+    r = c.post(f"/v1/libraries/{LIB}/holds", json={"record_ids": [record_id]}, headers=h)
+    assert r.status_code == 201, r.get_json()
+    [result] = r.get_json()["results"]
+    listed = {x["id"]: x for x in c.get(f"/v1/libraries/{LIB}/holds", headers=h).get_json()["holds"]}
+    assert listed[result["hold"]["id"]]["pickup_branch"] == "中央図書館"
+    assert result["hold"]["pickup_branch"] == "中央図書館"
+
+
+def test_cancelling_a_cancelled_or_unknown_hold_is_404(env: Any) -> None:
+    c, responder = env
+    h = login(c)
+    record_id = responder.config["ncip_state"].bibs[1].id
+    hold = c.post(f"/v1/libraries/{LIB}/holds", json={"record_ids": [record_id]}, headers=h).get_json()
+    hold_id = hold["results"][0]["hold"]["id"]
+    assert c.delete(f"/v1/libraries/{LIB}/holds/{hold_id}", headers=h).status_code == 204
+    again = c.delete(f"/v1/libraries/{LIB}/holds/{hold_id}", headers=h)
+    assert (again.status_code, again.get_json()["code"]) == (404, "not_found"), again.get_json()
+    unknown = c.delete(f"/v1/libraries/{LIB}/holds/NOPE.999999", headers=h)
+    assert (unknown.status_code, unknown.get_json()["code"]) == (404, "not_found"), unknown.get_json()
