@@ -59,6 +59,23 @@ def test_cassettes_hold_no_secrets() -> None:
         assert "WOSID=SCRUBBED" in text or "catalog" in path.name
 
 
+def test_cassettes_show_card_numbers_masked_only() -> None:
+    """Record ids look like cards here (10 digits), so check the places a card goes:
+    the usr_id form field and the 利用者番号 the portal prints."""
+    import re
+    from urllib.parse import unquote
+
+    seen = 0
+    for path in Path(CASSETTES).glob("*.yaml"):
+        text = unquote(path.read_text(encoding="utf-8", errors="replace"))
+        for value in re.findall(r"usr_id=([^&'\s]*)", text):
+            seen += 1
+            assert re.fullmatch(r"\*{6}\d{4}", value), (path.name, value)
+        for shown in re.findall(r"利用者番号</dt><dd>([^<]*)", text):
+            assert re.fullmatch(r"\*{6}\d{4}", shown), (path.name, shown)
+    assert seen
+
+
 def test_register_login_and_enet_request(adapter: WoAdapter) -> None:
     with replay("register-and-enet") as cassette:
         adapter.register_password("1000000001", date(1990, 1, 1), "Taro-2026!")
