@@ -60,6 +60,9 @@ def install(app: Flask) -> None:
         latency.labels(route).observe(time.perf_counter() - g.get("metrics_t0", time.perf_counter()))
         return resp
 
+    from gateway.http import spec
+
     @app.get("/metrics")
+    @spec(auth="none", summary="Prometheus metrics", content_type="text/plain")
     def metrics() -> Response:
         return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
