@@ -116,3 +116,17 @@ def test_password_reset_needs_a_registered_mail(app: Any) -> None:
     assert "当館までご連絡ください" in text(c.post(f"{P}/pwd_forget", data={"usr_id": "1000000001", "mail_addr": "a@b.jp"}))
     assert "送信しました" in text(c.post(f"{P}/pwd_forget", data={"usr_id": "1000000002", "mail_addr": "hanako@example.jp"}))
     assert "正しくありません" in text(c.post(f"{P}/pwd_forget", data={"usr_id": "1000000002", "mail_addr": "x@example.jp"}))
+
+
+def test_the_portal_serves_the_shared_sample_set_without_a_stand_in() -> None:
+    import importlib.util
+
+    from fixtures.catalog import holdings, load_records
+
+    assert importlib.util.find_spec("fixtures.wo.catalog_source") is None  # no leftover stand-in
+    ids = {r.id for r in load_records()}
+    c = create_app("yamaguchi-pref").test_client()
+    for rid in sorted(holdings("yamaguchi-pref"))[:3]:
+        assert rid in ids
+        page = c.get(f"{P}/srh_detail", query_string={"bibid": rid})
+        assert page.status_code == 200 and next(r.title for r in load_records() if r.id == rid) in text(page)

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from fixtures.catalog import load_records
 from fixtures.feeds import acquired, create_app
 from fixtures.feeds.marcgen import catalog_fields, encode_iso2709, malformed_iso2709
-from fixtures.feeds.sample import catalog_records
 from fixtures.registry import serve_app
 from gateway.models import AlertCondition, AlertCreate
 from gateway.sdi import cli
@@ -30,7 +30,7 @@ ALERTS = [alert("santa", ("title", "contains", "サンタクロース"), max_res
 
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path, Path]:
-    records = catalog_records()
+    records = load_records()
     half = len(records) // 2
     one = tmp_path / "one.mrc"
     one.write_bytes(b"".join(encode_iso2709(catalog_fields(r)) for r in records[:half]) + malformed_iso2709()[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pymarc
 
+from fixtures.catalog import load_records
 from fixtures.feeds.marcgen import (
     catalog_fields,
     encode_iso2709,
@@ -13,10 +14,11 @@ from fixtures.feeds.marcgen import (
     marcxml_collection,
     marcxml_record,
 )
-from fixtures.feeds.sample import STAND_IN
 from gateway.sdi.feed import FeedStats, parse_oai_page, read_feed_bytes, sniff_format
 from gateway.sdi.fields import extract
 from tests.sdi.helpers import pymarc_records, rec
+
+SAMPLE = tuple(load_records()[:8])  # a few records of the shared sample set
 
 FULL = rec(
     ("001", "R1"),
@@ -84,20 +86,20 @@ def test_marc8_and_utf8_records_read_alike() -> None:
 
 
 def test_malformed_iso2709_records_are_skipped_and_counted_not_fatal() -> None:
-    good = [encode_iso2709(catalog_fields(r)) for r in STAND_IN[:3]]
+    good = [encode_iso2709(catalog_fields(r)) for r in SAMPLE[:3]]
     bad = malformed_iso2709()
     data = good[0] + bad[0] + good[1] + bad[1] + bad[2] + good[2] + bad[3] + b"00042nam  truncated"
     stats = FeedStats()
     items = list(read_feed_bytes(data, "marc21", stats))
-    assert [i.id for i in items] == [r.id for r in STAND_IN[:3]]
+    assert [i.id for i in items] == [r.id for r in SAMPLE[:3]]
     assert stats.malformed == 5
     assert any("TruncatedRecord" in e for e in stats.errors)
     assert any("no record terminator" in e for e in stats.errors)
 
 
 def test_marcxml_reads_like_iso2709_and_skips_malformed() -> None:
-    xml = marcxml_collection([marcxml_record(catalog_fields(r)) for r in STAND_IN] + malformed_marcxml())
-    iso = b"".join(encode_iso2709(catalog_fields(r)) for r in STAND_IN)
+    xml = marcxml_collection([marcxml_record(catalog_fields(r)) for r in SAMPLE] + malformed_marcxml())
+    iso = b"".join(encode_iso2709(catalog_fields(r)) for r in SAMPLE)
     stats = FeedStats()
     assert sniff_format(xml) == "marcxml" and sniff_format(iso) == "marc21"
     assert list(read_feed_bytes(xml, "marcxml", stats)) == list(read_feed_bytes(iso, "marc21", FeedStats()))
@@ -105,11 +107,11 @@ def test_marcxml_reads_like_iso2709_and_skips_malformed() -> None:
 
 
 def test_marcxml_not_well_formed_keeps_what_came_before() -> None:
-    xml = marcxml_collection([marcxml_record(catalog_fields(r)) for r in STAND_IN[:2]])
+    xml = marcxml_collection([marcxml_record(catalog_fields(r)) for r in SAMPLE[:2]])
     broken = xml[: xml.rindex(b"<marc:record>") + 40]  # cut inside the second record
     stats = FeedStats()
     items = list(read_feed_bytes(broken, "marcxml", stats))
-    assert items[0].id == STAND_IN[0].id
+    assert items[0].id == SAMPLE[0].id
 
 
 def test_oai_page_deleted_and_missing_metadata() -> None:
@@ -118,7 +120,7 @@ def test_oai_page_deleted_and_missing_metadata() -> None:
             b'<record><header status="deleted"><identifier>x:1</identifier></header></record>'
             b"<record><header><identifier>x:2</identifier></header></record>"
             b"<record><header><identifier>x:3</identifier></header><metadata>"
-            + marcxml_record(catalog_fields(STAND_IN[0])).replace(
+            + marcxml_record(catalog_fields(SAMPLE[0])).replace(
                 "<marc:record>", '<marc:record xmlns:marc="http://www.loc.gov/MARC21/slim">').encode()
             + b'</metadata></record><resumptionToken completeListSize="9">tok</resumptionToken>'
               b"</ListRecords></OAI-PMH>")
@@ -126,6 +128,6 @@ def test_oai_page_deleted_and_missing_metadata() -> None:
     parsed = parse_oai_page(page, stats)
     assert parsed.resumption_token == "tok" and parsed.complete_list_size == 9
     assert parsed.response_date == "2026-01-02T03:04:05Z"
-    assert [r["001"].data for r in parsed.records] == [STAND_IN[0].id]
+    assert [r["001"].data for r in parsed.records] == [SAMPLE[0].id]
     assert stats.deleted == 1 and stats.malformed == 1
     assert isinstance(parsed.records[0], pymarc.Record)

@@ -93,9 +93,9 @@ def test_run_stores_matches_once_and_harvests_incrementally(feed_server: Any, ht
     assert second.harvested_from == state.next_from and second.matches == 0
     # A new acquisition arrives; an already reported record comes back too
     catalogue = [r.id for r in records[:1]]
-    from fixtures.feeds.sample import catalog_records
+    from fixtures.catalog import load_records
 
-    new_id = next(r.id for r in catalog_records() if r.id not in {x.id for x in records})
+    new_id = next(r.id for r in load_records() if r.id not in {x.id for x in records})
     resp = http.post(f"{feed_server.url}/feeds/{lib}/_acquire", json={"record_ids": [new_id, *catalogue]})
     assert resp.json()["added"] == [new_id, *catalogue]
     third = run_library(store, cfg, http)
@@ -112,17 +112,17 @@ def test_run_stores_matches_once_and_harvests_incrementally(feed_server: Any, ht
 def test_transient_errors_are_retried_and_bad_tokens_fail() -> None:
     import respx
 
+    from fixtures.catalog import load_records
     from fixtures.feeds.marcgen import catalog_fields, encode_iso2709
-    from fixtures.feeds.sample import STAND_IN
 
-    body = encode_iso2709(catalog_fields(STAND_IN[0]))
+    body = encode_iso2709(catalog_fields(load_records()[0]))
     url = "http://feeds.invalid/new.mrc"
     with respx.mock(assert_all_called=True) as mock:
         route = mock.get(url).mock(side_effect=[httpx.Response(503), httpx.ConnectError("reset"),
                                                 httpx.Response(200, content=body)])
         with httpx.Client() as client:
             h = harvest(FeedConfig(url=url, format="marc21"), client)
-            assert [r.id for r in h.records] == [STAND_IN[0].id]
+            assert [r.id for r in h.records] == [load_records()[0].id]
         assert route.call_count == 3
     with respx.mock() as mock:
         mock.get(url).mock(return_value=httpx.Response(404))
@@ -135,3 +135,22 @@ def test_transient_errors_are_retried_and_bad_tokens_fail() -> None:
         mock.get(oai).mock(return_value=httpx.Response(200, content=error))
         with httpx.Client() as client, pytest.raises(FeedError, match="badResumptionToken"):
             harvest(FeedConfig(url=oai, format="oai-pmh"), client)
+
+
+def test_feeds_publish_the_shared_sample_set_and_never_a_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import fixtures.feeds.app as feeds_app
+    from fixtures.catalog import load_records
+
+    assert importlib.util.find_spec("fixtures.feeds.sample") is None  # no leftover stand-in
+    ids = {r.id for r in load_records()}
+    assert {r.id for r in acquired("kumamoto-city")} <= ids
+
+    def broken() -> list[Any]:
+        raise RuntimeError("sample set broken")
+
+    # a broken sample set is an error, not a quietly served substitute
+    monkeypatch.setattr(feeds_app, "load_records", broken)
+    with pytest.raises(RuntimeError):
+        acquired("kumamoto-city")
