@@ -314,14 +314,14 @@ class WoAdapter(Adapter):
             raise InvalidRequest("this portal keeps one e-mail address", library=self.library.id)
         form = self._get(session, PATH_MAIL)
         token = self._ctkn(form, session)
-        data = _form_values(form)
+        data = parse.form_values(form)
         if changes.emails is not None:
             addr = changes.emails[0].address if changes.emails else ""
             data["mail_addr"] = data["mail_addr_cnf"] = addr
         if changes.notifications is not None and changes.notifications.due_reminder is not None:
             data["rmd_flg"] = "1" if changes.notifications.due_reminder.enabled else "0"
         if changes.contact_method is not None:
-            options = parse.select_options(form, "select[name=sel_cntct] option")
+            options = parse.select_options(form, parse.SEL_CONTACT_OPTIONS)
             code = _code_for(options, changes.contact_method)
             if code is None:
                 raise InvalidRequest(f"unknown contact method {changes.contact_method!r}; one of "
@@ -442,10 +442,10 @@ class WoAdapter(Adapter):
         if r.status_code == 404:
             raise NotFound(f"no record {record_id}", library=self.library.id)
         token = self._ctkn(form, session)
-        branch = branch_code or parse.selected_option(form, "sel_uktr") or "01"
-        contact_code = parse.selected_option(form, "sel_cntct") or "0"
+        branch = branch_code or parse.selected_option(form, parse.FIELD_PICKUP) or "01"
+        contact_code = parse.selected_option(form, parse.FIELD_CONTACT) or "0"
         if contact is not None:
-            options = parse.select_options(form, "select[name=sel_cntct] option")
+            options = parse.select_options(form, parse.SEL_CONTACT_OPTIONS)
             contact_code = _code_for(options, contact) or ""
             if not contact_code:
                 raise InvalidRequest(f"unknown contact method {contact!r}; one of " + ", ".join(options.values()),
@@ -585,30 +585,6 @@ def _code_for(options: dict[str, str], wanted: str) -> str | None:
         if wanted and wanted in label:
             return value
     return None
-
-
-def _form_values(page: str) -> dict[str, str]:
-    """The current values of the e-mail form (text inputs, checked radios, selected options)."""
-    from selectolax.lexbor import LexborHTMLParser as HTMLParser
-
-    t = HTMLParser(page)
-    data: dict[str, str] = {}
-    for node in t.css("form input"):
-        name = node.attributes.get("name")
-        kind = (node.attributes.get("type") or "text").lower()
-        if not name or kind in ("submit", "hidden"):
-            continue
-        if kind == "radio":
-            if "checked" in node.attributes:
-                data[name] = node.attributes.get("value") or ""
-            continue
-        data[name] = node.attributes.get("value") or ""
-    for sel in t.css("form select"):
-        name = sel.attributes.get("name")
-        chosen = sel.css_first("option[selected]") or sel.css_first("option")
-        if name and chosen is not None:
-            data[name] = chosen.attributes.get("value") or ""
-    return data
 
 
 def _english(cls: type[GatewayError]) -> str:

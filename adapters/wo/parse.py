@@ -44,7 +44,7 @@ SEL_CTKN = "input[name=wo_ctkn]"
 SEL_LOGIN_FORM = "form[name=frm_login]"
 SEL_USER_NAME = "#wo_usr .wo_usr_nm"
 SEL_LOAN_TABLE = "table#tbl_lend"
-SEL_LOAN_NONE = "p.wo_none"
+SEL_NONE = "p.wo_none"  # "no loans / holds / requests / hits" paragraph
 SEL_LOAN_ROWS = "table#tbl_lend tbody tr"
 SEL_EXT_RESULT_ROWS = "table#tbl_ext_rslt tbody tr"
 SEL_HOLD_TABLE = "table#tbl_rsv"
@@ -61,6 +61,56 @@ SEL_ENET_NO = "#enet_no"
 SEL_ENET_PICKUP = "select[name=sel_enet_uktr] option"
 SEL_PWREG2 = "form[name=frm_pwreg2]"
 SEL_REG_KEY = "input[name=reg_key]"
+SEL_SELECT_OPTIONS = "select[name={name}] option"
+FIELD_PICKUP = "sel_uktr"
+FIELD_CONTACT = "sel_cntct"
+SEL_CONTACT_OPTIONS = SEL_SELECT_OPTIONS.format(name=FIELD_CONTACT)
+SEL_FORM_INPUTS = "form input"
+SEL_FORM_SELECTS = "form select"
+SEL_OPTION_SELECTED = "option[selected]"
+SEL_OPTION = "option"
+SEL_ROW_RECORD_LINK = "td.c_ttl a"
+SEL_LOAN_CHECKBOX = "input[name=chk_shiryo]"
+SEL_HOLD_CHECKBOX = "input[name=chk_rsv]"
+SEL_ENET_CHECKBOX = "input[name=chk_enet]"
+SEL_RESULT_TITLE = "a.rslt_ttl"
+SEL_RESULT_ISBN = ".rslt_isbn"
+SEL_RESULT_AUTHOR = ".rslt_ath"
+SEL_RESULT_PUBLISHER = ".rslt_pub"
+SEL_RESULT_YEAR = ".rslt_yr"
+SEL_RECORD_ID = "input#bibid"
+SEL_BIB_ROWS = "tr"
+SEL_BIB_LABEL = "th"
+SEL_BIB_VALUE = "td"
+SEL_COPY_STATUS = "td.z_stat"
+SEL_COPY_LOCATION = "td.z_loc"
+SEL_COPY_LIBRARY = "td.z_lib"
+SEL_COPY_CALL_NUMBER = "td.z_cls"
+SEL_COPY_DUE = "td.z_due"
+# table cells of the loan / hold / renewal / e-Net rows
+COL_ITEM = "td.c_shiryo"
+COL_TITLE = "td.c_ttl"
+COL_AUTHOR = "td.c_ath"
+COL_DUE = "td.c_rtn"
+COL_LOANED = "td.c_lend"
+COL_STATE = "td.c_stat"
+COL_TIMES_RENEWED = "td.c_ext"
+COL_RESULT = "td.c_rslt"
+COL_HOLD_NO = "td.c_rsvno"
+COL_POSITION = "td.c_jun"
+COL_PICKUP = "td.c_uktr"
+COL_CONTACT = "td.c_cntct"
+COL_HOLD_DATE = "td.c_rsvdt"
+COL_PICKUP_UNTIL = "td.c_limit"
+COL_ENET_NO = "td.c_enetno"
+COL_ENET_REQUESTED = "td.c_mskdt"
+COL_ENET_UPDATED = "td.c_upd"
+COL_NOTE = "td.c_biko"
+# paths and patterns
+RE_BIBID = re.compile(r"bibid=([A-Za-z0-9_.-]+)")
+RE_LEADING_NUMBER = re.compile(r"(\d+)")
+RE_REMINDER_DAYS = re.compile(r"(\d+)日前")
+RE_STAMP = re.compile(r"(\d{4})\.(\d{1,2})\.(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})")
 
 # ---------------------------------------------------------------- words
 TITLE_LOGIN = "利用者ポータル ログイン"
@@ -113,8 +163,8 @@ def _text(node: Node | None) -> str:
     return "" if node is None else " ".join(node.text(separator=" ").split())
 
 
-def _cell(row: Node, cls: str) -> Node | None:
-    return row.css_first(f"td.{cls}")
+def _cell(row: Node, selector: str) -> Node | None:
+    return row.css_first(selector)
 
 
 def _changed(what: str) -> UpstreamChanged:
@@ -136,9 +186,9 @@ def _opt_date(text: str, what: str) -> date | None:
 
 
 def _bibid(row: Node) -> str:
-    a = row.css_first("td.c_ttl a") or row.css_first("a.rslt_ttl")
+    a = row.css_first(SEL_ROW_RECORD_LINK) or row.css_first(SEL_RESULT_TITLE)
     href = a.attributes.get("href", "") if a else ""
-    m = re.search(r"bibid=([A-Za-z0-9_.-]+)", href or "")
+    m = RE_BIBID.search(href or "")
     if not m:
         raise _changed("record link")
     return m.group(1)
@@ -176,38 +226,60 @@ def select_options(page: str, selector: str) -> dict[str, str]:
 
 
 def selected_option(page: str, select_name: str) -> str | None:
-    for o in _tree(page).css(f"select[name={select_name}] option"):
+    for o in _tree(page).css(SEL_SELECT_OPTIONS.format(name=select_name)):
         if "selected" in o.attributes:
             return o.attributes.get("value")
     return None
+
+
+def form_values(page: str) -> dict[str, str]:
+    """The current values of a form (text inputs, checked radios, selected options)."""
+    t = _tree(page)
+    data: dict[str, str] = {}
+    for node in t.css(SEL_FORM_INPUTS):
+        name = node.attributes.get("name")
+        kind = (node.attributes.get("type") or "text").lower()
+        if not name or kind in ("submit", "hidden"):
+            continue
+        if kind == "radio":
+            if "checked" in node.attributes:
+                data[name] = node.attributes.get("value") or ""
+            continue
+        data[name] = node.attributes.get("value") or ""
+    for sel in t.css(SEL_FORM_SELECTS):
+        name = sel.attributes.get("name")
+        chosen = sel.css_first(SEL_OPTION_SELECTED) or sel.css_first(SEL_OPTION)
+        if name and chosen is not None:
+            data[name] = chosen.attributes.get("value") or ""
+    return data
 
 
 # ---------------------------------------------------------------- loans
 def parse_loans(page: str, library: str, today: date) -> list[Loan]:
     t = _tree(page)
     if t.css_first(SEL_LOAN_TABLE) is None:
-        if t.css_first(SEL_LOAN_NONE) is not None and "貸出" in _text(t.css_first(SEL_TITLE)):
+        if t.css_first(SEL_NONE) is not None and "貸出" in _text(t.css_first(SEL_TITLE)):
             return []
         raise _changed("loan list")
     loans = []
     for row in t.css(SEL_LOAN_ROWS):
-        item = _text(_cell(row, "c_shiryo"))
-        due_text = _text(_cell(row, "c_rtn"))
+        item = _text(_cell(row, COL_ITEM))
+        due_text = _text(_cell(row, COL_DUE))
         if not item or not due_text:
             raise _changed("loan list")
         due = _date(due_text, "due date")
-        note = _text(_cell(row, "c_stat"))
-        renewable = row.css_first("input[name=chk_shiryo]") is not None
-        times = re.match(r"(\d+)", _text(_cell(row, "c_ext")))
+        note = _text(_cell(row, COL_STATE))
+        renewable = row.css_first(SEL_LOAN_CHECKBOX) is not None
+        times = RE_LEADING_NUMBER.match(_text(_cell(row, COL_TIMES_RENEWED)))
         loans.append(
             Loan(
                 id=item,
                 library=library,
                 record_id=_bibid(row),
-                title=_text(_cell(row, "c_ttl")),
-                author=_text(_cell(row, "c_ath")) or None,
+                title=_text(_cell(row, COL_TITLE)),
+                author=_text(_cell(row, COL_AUTHOR)) or None,
                 item_id=item,
-                loaned_on=_opt_date(_text(_cell(row, "c_lend")), "loan date"),
+                loaned_on=_opt_date(_text(_cell(row, COL_LOANED)), "loan date"),
                 due_on=due,
                 overdue=due < today,
                 renewable=renewable,
@@ -242,12 +314,12 @@ def parse_renewal_results(page: str) -> list[RenewalLine]:
         raise _changed("renewal result")
     out = []
     for row in rows:
-        msg = _text(_cell(row, "c_rslt"))
+        msg = _text(_cell(row, COL_RESULT))
         out.append(
             RenewalLine(
-                item_id=_text(_cell(row, "c_shiryo")),
+                item_id=_text(_cell(row, COL_ITEM)),
                 ok=msg.startswith("延長しました"),
-                due_on=_opt_date(_text(_cell(row, "c_rtn")), "due date"),
+                due_on=_opt_date(_text(_cell(row, COL_DUE)), "due date"),
                 message=msg,
             )
         )
@@ -258,34 +330,34 @@ def parse_renewal_results(page: str) -> list[RenewalLine]:
 def parse_holds(page: str, library: str) -> list[Hold]:
     t = _tree(page)
     if t.css_first(SEL_HOLD_TABLE) is None:
-        if t.css_first(SEL_LOAN_NONE) is not None and "予約" in _text(t.css_first(SEL_TITLE)):
+        if t.css_first(SEL_NONE) is not None and "予約" in _text(t.css_first(SEL_TITLE)):
             return []
         raise _changed("hold list")
     holds = []
     for row in t.css(SEL_HOLD_ROWS):
-        hold_id = _text(_cell(row, "c_rsvno"))
-        word = _text(_cell(row, "c_stat"))
+        hold_id = _text(_cell(row, COL_HOLD_NO))
+        word = _text(_cell(row, COL_STATE))
         if not hold_id or not word:
             raise _changed("hold list")
         try:
             status = hold_status(word)
         except MappingError as exc:
             raise UpstreamChanged(f"unknown hold status {word!r}") from exc
-        pos = re.match(r"(\d+)", _text(_cell(row, "c_jun")))
+        pos = RE_LEADING_NUMBER.match(_text(_cell(row, COL_POSITION)))
         holds.append(
             Hold(
                 id=hold_id,
                 library=library,
                 record_id=_bibid(row),
-                title=_text(_cell(row, "c_ttl")),
-                author=_text(_cell(row, "c_ath")) or None,
+                title=_text(_cell(row, COL_TITLE)),
+                author=_text(_cell(row, COL_AUTHOR)) or None,
                 status=status,  # type: ignore[arg-type]
                 position=int(pos.group(1)) if pos else None,
-                pickup_branch=_text(_cell(row, "c_uktr")) or None,
-                contact_method=_text(_cell(row, "c_cntct")) or None,
-                placed_on=_opt_date(_text(_cell(row, "c_rsvdt")), "hold date"),
-                ready_until=_opt_date(_text(_cell(row, "c_limit")), "pickup deadline"),
-                cancelable=row.css_first("input[name=chk_rsv]") is not None,
+                pickup_branch=_text(_cell(row, COL_PICKUP)) or None,
+                contact_method=_text(_cell(row, COL_CONTACT)) or None,
+                placed_on=_opt_date(_text(_cell(row, COL_HOLD_DATE)), "hold date"),
+                ready_until=_opt_date(_text(_cell(row, COL_PICKUP_UNTIL)), "pickup deadline"),
+                cancelable=row.css_first(SEL_HOLD_CHECKBOX) is not None,
             )
         )
     return holds
@@ -315,7 +387,7 @@ def parse_profile(page: str, card_masked: str) -> Profile:
         raise _changed("patron information")
     mail = fields.get("メールアドレス", "")
     reminder = fields.get("返却期限お知らせメール", "")
-    days = re.search(r"(\d+)日前", reminder)
+    days = RE_REMINDER_DAYS.search(reminder)
     contact = fields.get("連絡方法") or None
     return Profile(
         card_number_masked=card_masked,
@@ -336,7 +408,7 @@ def parse_profile(page: str, card_masked: str) -> Profile:
 # ---------------------------------------------------------------- catalog
 def parse_search(page: str, page_no: int) -> SearchResult:
     t = _tree(page)
-    if MSG_NO_HITS in _text(t.css_first("p.wo_none")):
+    if MSG_NO_HITS in _text(t.css_first(SEL_NONE)):
         return SearchResult(records=[], total=0, page=page_no)
     count = t.css_first(SEL_HIT_COUNT)
     if count is None:
@@ -347,14 +419,14 @@ def parse_search(page: str, page_no: int) -> SearchResult:
         raise _changed("search result") from exc
     records = []
     for li in t.css(SEL_RESULTS):
-        isbn = _text(li.css_first(".rslt_isbn")).removeprefix("ISBN:").strip() or None
+        isbn = _text(li.css_first(SEL_RESULT_ISBN)).removeprefix("ISBN:").strip() or None
         records.append(
             RecordSummary(
                 id=_bibid(li),
-                title=_text(li.css_first("a.rslt_ttl")),
-                author=_text(li.css_first(".rslt_ath")) or None,
-                publisher=_text(li.css_first(".rslt_pub")) or None,
-                published=_text(li.css_first(".rslt_yr")) or None,
+                title=_text(li.css_first(SEL_RESULT_TITLE)),
+                author=_text(li.css_first(SEL_RESULT_AUTHOR)) or None,
+                publisher=_text(li.css_first(SEL_RESULT_PUBLISHER)) or None,
+                published=_text(li.css_first(SEL_RESULT_YEAR)) or None,
                 isbn=isbn,
             )
         )
@@ -366,21 +438,21 @@ def parse_search(page: str, page_no: int) -> SearchResult:
 def parse_record(page: str) -> Record:
     t = _tree(page)
     bib = t.css_first(SEL_BIB)
-    rid = t.css_first("input#bibid")
+    rid = t.css_first(SEL_RECORD_ID)
     if bib is None or rid is None:
         raise _changed("record detail")
-    fields = {_text(tr.css_first("th")): _text(tr.css_first("td")) for tr in bib.css("tr")}
+    fields = {_text(tr.css_first(SEL_BIB_LABEL)): _text(tr.css_first(SEL_BIB_VALUE)) for tr in bib.css(SEL_BIB_ROWS)}
     if not fields.get("書名"):
         raise _changed("record detail")
     holdings = []
     for row in t.css(SEL_HOLDINGS):
-        word = _text(row.css_first("td.z_stat"))
+        word = _text(row.css_first(SEL_COPY_STATUS))
         holdings.append(
             Holding(
-                branch=_text(row.css_first("td.z_loc")) or _text(row.css_first("td.z_lib")),
+                branch=_text(row.css_first(SEL_COPY_LOCATION)) or _text(row.css_first(SEL_COPY_LIBRARY)),
                 status=holding_status(word),  # type: ignore[arg-type]
-                call_number=_text(row.css_first("td.z_cls")) or None,
-                due_on=_opt_date(_text(row.css_first("td.z_due")), "return date"),
+                call_number=_text(row.css_first(SEL_COPY_CALL_NUMBER)) or None,
+                due_on=_opt_date(_text(row.css_first(SEL_COPY_DUE)), "return date"),
             )
         )
     title = fields["書名"] + (f" : {fields['副書名']}" if fields.get("副書名") else "")
@@ -405,7 +477,7 @@ def enet_status(word: str) -> str:
 
 
 def _stamp(text: str) -> datetime | None:
-    m = re.match(r"(\d{4})\.(\d{1,2})\.(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})", text)
+    m = RE_STAMP.match(text)
     if not m:
         return None
     y, mo, d, h, mi, s = (int(g) for g in m.groups())
@@ -415,33 +487,33 @@ def _stamp(text: str) -> datetime | None:
 def parse_enet_requests(page: str, code_to_pickup: dict[str, str] | None = None) -> list[UpstreamLending]:
     t = _tree(page)
     if t.css_first(SEL_ENET_TABLE) is None:
-        if t.css_first("p.wo_none") is not None and "e-Net" in _text(t.css_first(SEL_TITLE)):
+        if t.css_first(SEL_NONE) is not None and "e-Net" in _text(t.css_first(SEL_TITLE)):
             return []
         raise _changed("e-Net request list")
     code_to_pickup = code_to_pickup or {}
     out = []
     for row in t.css(SEL_ENET_ROWS):
-        rid = _text(_cell(row, "c_enetno"))
-        word = _text(_cell(row, "c_stat"))
+        rid = _text(_cell(row, COL_ENET_NO))
+        word = _text(_cell(row, COL_STATE))
         if not rid or not word:
             raise _changed("e-Net request list")
-        pickup = _cell(row, "c_uktr")
+        pickup = _cell(row, COL_PICKUP)
         code = pickup.attributes.get("data-code") if pickup else None
-        requested = _stamp(_text(_cell(row, "c_mskdt")))
-        updated = _stamp(_text(_cell(row, "c_upd")))
+        requested = _stamp(_text(_cell(row, COL_ENET_REQUESTED)))
+        updated = _stamp(_text(_cell(row, COL_ENET_UPDATED)))
         out.append(
             UpstreamLending(
                 upstream_id=rid,
                 status=enet_status(word),  # type: ignore[arg-type]
-                title=_text(_cell(row, "c_ttl")),
+                title=_text(_cell(row, COL_TITLE)),
                 record_id=_bibid(row),
                 extra={
                     "upstream_state": word,
                     "pickup_name": _text(pickup) or None,
                     "pickup_code": code,
                     "pickup_library": code_to_pickup.get(code or ""),
-                    "note": _text(_cell(row, "c_biko")) or None,
-                    "cancelable": row.css_first("input[name=chk_enet]") is not None,
+                    "note": _text(_cell(row, COL_NOTE)) or None,
+                    "cancelable": row.css_first(SEL_ENET_CHECKBOX) is not None,
                     "requested_at": requested.isoformat() if requested else None,
                     "updated_at": updated.isoformat() if updated else None,
                 },

@@ -169,3 +169,21 @@ def test_a_foreign_page_is_upstream_changed_never_empty(fn: object) -> None:
 def test_menu_page_is_not_a_loan_list() -> None:
     with pytest.raises(UpstreamChanged):
         parse.parse_loans(page("menu.html"), LIB, TODAY)
+
+
+def test_selectors_are_named_constants() -> None:
+    """DESIGN rule: every selector is a named constant at the top of the module, so no
+    css()/css_first()/_cell()/select_options()/selected_option() call takes a literal."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "adapters" / "wo"
+    calls = {"css", "css_first", "_cell", "select_options", "selected_option"}
+    inline = []
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in calls and any(isinstance(a, ast.Constant | ast.JoinedStr) for a in node.args):
+                    inline.append(f"{path.name}:{node.lineno}")
+    assert inline == []
