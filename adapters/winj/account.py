@@ -16,8 +16,9 @@ Upstream quirks handled here:
   A timeout on the final 更新 is never retried: the form is re-read to learn
   whether the change was stored.  Every other write (shelves, SDI) does the same on
   a timeout of its final step: re-read, never repeat.
-- the portal keeps ONE pending confirm per web session, so a patron's account
-  writes run one at a time (per process).
+- the portal keeps ONE pending confirm per web session, so a patron's writes
+  (these and the core ones) run one at a time per process, under
+  ``WinjHttp._serial`` (adapters/winj/http.py).
 - a notice row can only deliver to a kind of address (自PC/携帯) that is
   registered; turning a notice on checks the kinds that are registered, and the
   destinations of a removed address are unchecked.
@@ -36,9 +37,7 @@ delete alert 2.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -96,23 +95,8 @@ TXT_SDI_DONE = {"create": "新着図書お知らせメールを登録しまし�
                 "status": "配信状態を変更しました", "delete": "新着図書お知らせメールを削除しました"}
 
 
-# The portal keeps ONE pending confirm per web session: two multi-step writes of the
-# same patron interleaved (confirm A, confirm B, commit) would commit B for A.  So
-# the account writes of one patron run one at a time (per process).
-_SERIAL: dict[tuple[str, str], threading.Lock] = {}
-_SERIAL_GUARD = threading.Lock()
-
-
 class WinjAccountMixin(_Base):
     """The account capabilities of the winj adapter."""
-
-    @contextlib.contextmanager
-    def _acct_serial(self, session: UpstreamSession) -> Iterator[None]:
-        key = (self.library.id, session.card_number)
-        with _SERIAL_GUARD:
-            lock = _SERIAL.setdefault(key, threading.Lock())
-        with lock:
-            yield
 
     # ================================================================ helpers
     def _acct_refusal(self, page: Page, *, what: str, limit: int = SHELF_ITEM_LIMIT) -> GatewayError:
@@ -288,7 +272,7 @@ class WinjAccountMixin(_Base):
         lib = self.library.id
         branch = self.library.branch_by_name_or_id(changes.pickup_branch) if changes.pickup_branch else None
         pickup_name = branch.name if branch else changes.pickup_branch
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             page, form = self._acct_profile_page(client, session)
             self._acct_apply(form, changes)
             confirm = self._post(client, session, ap.PROFILE_CONFIRM_PATH, form.fields + [("btn_confirm", "更新")])
@@ -372,7 +356,7 @@ class WinjAccountMixin(_Base):
             try:
                 (text or "").encode(py_codec(charset))
             except UnicodeEncodeError as exc:
-                raise InvalidRequest(f"{field}: {text[exc.start:exc.end]!r} cannot be stored by the library "
+                raise InvalidRequest(f"{field}: {(text or '')[exc.start:exc.end]!r} cannot be stored by the library "
                                      f"(its pages are {charset})", library=self.library.id,
                                      errors=[{"field": field, "message": f"not representable in {charset}"}]) from None
             except LookupError:
@@ -401,9 +385,9 @@ class WinjAccountMixin(_Base):
     def create_shelf(self, session: UpstreamSession, name: str) -> Shelf:
         name = self._acct_check_name(name, session)
         lib = self.library.id
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_CREATE_CONFIRM_PATH, [("txt_name", name)])
-            if confirm.tree.css_first("form#shelf-confirm-form") is None:
+            if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what="create shelf")
             if [i.title for i in ap.parse_confirm_items(confirm.html, lib)] != [name]:
                 raise UpstreamChanged("本棚作成確認 does not show the name asked for", library=lib)
@@ -425,7 +409,7 @@ class WinjAccountMixin(_Base):
         name = self._acct_check_name(name, session)
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             done = self._acct_commit(
                 client, session, ap.SHELF_RENAME_PATH, [("hid_shelf", no), ("txt_name", name), ("btn_regist", "登録")],
                 what="rename shelf",
@@ -444,10 +428,10 @@ class WinjAccountMixin(_Base):
     def delete_shelf(self, session: UpstreamSession, shelf_id: str) -> None:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_DELETE_CONFIRM_PATH, [("chk_shelf", no),
                                                                                  ("btn_delete", "削除")])
-            if confirm.tree.css_first("form#shelf-confirm-form") is None:
+            if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what="delete shelf")
             if len(ap.parse_confirm_items(confirm.html, lib)) != 1:
                 raise UpstreamChanged("本棚削除確認 does not list exactly the shelf asked for", library=lib)
@@ -489,10 +473,10 @@ class WinjAccountMixin(_Base):
                           dest: str | None = None) -> ap.ConfirmItem:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_ITEM_CONFIRM_PATH,
                                  [("hid_shelf", no), ("chk_bib", record_id), button] + (extra or []))
-            if confirm.tree.css_first("form#shelf-confirm-form") is None:
+            if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what=f"{done_key} shelf item")
             listed = ap.parse_confirm_items(confirm.html, lib)
             if len(listed) != 1:
@@ -515,10 +499,10 @@ class WinjAccountMixin(_Base):
     def add_shelf_item(self, session: UpstreamSession, shelf_id: str, record_id: str) -> ShelfItem:
         lib = self.library.id
         no = self._acct_shelf_no(shelf_id, lib)
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SHELF_ADD_CONFIRM_PATH,
                                  [("bibid", record_id), ("rdo_shelf", no), ("btn_select", "選択確定")])
-            if confirm.tree.css_first("form#shelf-confirm-form") is None:
+            if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what="add shelf item")
             listed = ap.parse_confirm_items(confirm.html, lib)
             if len(listed) != 1:
@@ -644,7 +628,7 @@ class WinjAccountMixin(_Base):
         self._acct_encodable(session, "alert", alert.name, alert.memo, *(c.value for c in alert.conditions))
         fields = self._acct_sdi_fields(alert.name, alert.memo, list(alert.conditions), alert.match, alert.max_results)
         lib = self.library.id
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             title = alert.name.strip()
             # After a timeout on 登録, an alert of that title means it was stored (the
             # portal does not tell two alerts of one title apart: the newest is taken).
@@ -671,7 +655,7 @@ class WinjAccountMixin(_Base):
                              *(c.value for c in changes.conditions or []))
         self._acct_sdi_check(list(changes.conditions) if changes.conditions is not None else None,
                              changes.match, changes.max_results)
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             row = self._acct_sdi_row(client, session, alert_id)
             current = self._acct_sdi_read(client, session, row)
             merged = current.model_copy(update={
@@ -701,7 +685,7 @@ class WinjAccountMixin(_Base):
         lib = self.library.id
         if not alert_id.isdigit():
             raise NotFound(f"no alert {alert_id!r}", library=lib)
-        with self._acct_serial(session), self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SDI_DELETE_CONFIRM_PATH, [("hid_no", alert_id),
                                                                                ("btn_delete", "削除")])
             if not ap.is_sdi_confirm(confirm.html):

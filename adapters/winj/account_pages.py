@@ -19,6 +19,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
@@ -96,6 +97,26 @@ SEL_SDI_FORM = "form#sdi-form"
 SEL_SDI_CONFIRM = "form#sdi-confirm-form"
 SEL_MESSAGE = "#message p"
 SEL_ERROR = "p.error"
+SEL_FORM_CONTROLS = "input, select, textarea"
+SEL_OPTION = "option"
+SEL_ITEM_TITLE = "a.title"
+SEL_HISTORY_LOANED = "dd.lend-date"
+SEL_HISTORY_RETURNED = "dd.return-date"
+SEL_ITEM_BIBLINE = "p.bibline"
+SEL_MESSAGE_SUBJECT = "td.subject a"
+SEL_MESSAGE_DATE = "td.date"
+SEL_MESSAGE_BODY = "td.body"
+SEL_MESSAGE_STATE = "td.state"
+SEL_SHELF_NAME = "td.name a"
+SEL_SHELF_COUNT = "td.count"
+SEL_SHELF_ITEM_CHECK = 'input[name="chk_bib"]'
+SEL_SHELF_ITEM_ADDED = "p.regist-date span"
+SEL_SHELF_CONFIRM = "form#shelf-confirm-form"
+SEL_CONFIRM_TITLE = "span.title"
+SEL_CONFIRM_BIBLINE = "span.bibline"
+SEL_SDI_NO = 'input[name="hid_no"]'
+SEL_SDI_TITLE = "td.title"
+SEL_SDI_STATE = "td.state span.current"
 
 # ------------------------------------------------------------------ form fields
 F_MAIL = "txt_mail{}"
@@ -199,7 +220,7 @@ class HtmlForm:
 def parse_form(node: Node) -> HtmlForm:
     """Serialise a <form> the way a browser does (no submit buttons)."""
     form = HtmlForm(action=node.attributes.get("action") or "")
-    for el in node.css("input, select, textarea"):
+    for el in node.css(SEL_FORM_CONTROLS):
         name = el.attributes.get("name")
         if not name:
             continue
@@ -207,9 +228,9 @@ def parse_form(node: Node) -> HtmlForm:
         tag = el.tag
         if tag == "select":
             opts = [(o.attributes.get("value") if o.attributes.get("value") is not None else node_text(o),
-                     node_text(o)) for o in el.css("option")]
+                     node_text(o)) for o in el.css(SEL_OPTION)]
             form.options[name] = [(v or "", lab) for v, lab in opts]
-            chosen = [o for o in el.css("option") if "selected" in o.attributes]
+            chosen = [o for o in el.css(SEL_OPTION) if "selected" in o.attributes]
             if chosen:
                 v = chosen[0].attributes.get("value")
                 form.fields.append((name, v if v is not None else node_text(chosen[0])))
@@ -256,7 +277,7 @@ def form_errors(html: str) -> list[str]:
     return out
 
 
-def _kind_of(label: str) -> str:
+def _kind_of(label: str) -> Literal["pc", "mobile"]:
     return "mobile" if any(w in label for w in MOBILE_WORDS) else "pc"
 
 
@@ -344,7 +365,8 @@ def parse_profile_confirm(html: str, library: str | None = None) -> ProfileConfi
 
 
 def profile_update_done(html: str) -> bool:
-    return bool(TXT_PROFILE_DONE.search(clean(tree(html).body.text(separator=" ") if tree(html).body else "")))
+    body = tree(html).body
+    return bool(TXT_PROFILE_DONE.search(clean(body.text(separator=" ") if body is not None else "")))
 
 
 # ------------------------------------------------------------------ history
@@ -394,19 +416,19 @@ def parse_history(html: str, library: str | None = None) -> HistorySlice:
         raise UpstreamChanged("no 該当件数 on 借りたことがある資料", library=library)
     entries = []
     for li in lst.css(SEL_HISTORY_ITEM):
-        a = li.css_first("a.title")
+        a = li.css_first(SEL_ITEM_TITLE)
         title = node_text(a)
         record_id = _bibid(a)
         if not title or not record_id:
             raise UpstreamChanged("a history entry without title or 書誌番号", library=library)
-        returned = node_text(li.css_first("dd.return-date"))
+        returned = node_text(li.css_first(SEL_HISTORY_RETURNED))
         try:
             returned_on = parse_optional_date(returned)
         except MappingError as exc:
             raise UpstreamChanged(f"unreadable 返却日 {returned!r}", library=library) from exc
         entries.append(HistoryEntry(
-            record_id=record_id, title=title, author=_author(title, node_text(li.css_first("p.bibline"))),
-            loaned_on=_date(node_text(li.css_first("dd.lend-date")), "貸出日", library), returned_on=returned_on,
+            record_id=record_id, title=title, author=_author(title, node_text(li.css_first(SEL_ITEM_BIBLINE))),
+            loaned_on=_date(node_text(li.css_first(SEL_HISTORY_LOANED)), "貸出日", library), returned_on=returned_on,
         ))
     return HistorySlice(entries, total, kept=True)
 
@@ -422,9 +444,9 @@ def parse_messages(html: str, tz: ZoneInfo, library: str | None = None) -> list[
         raise UpstreamChanged("no table on 通知メッセージ一覧", library=library)
     out = []
     for row in table.css(SEL_MESSAGE_ROW):
-        a = row.css_first("td.subject a")
+        a = row.css_first(SEL_MESSAGE_SUBJECT)
         m = _NO.search(a.attributes.get("href") or "") if a is not None else None
-        stamp = node_text(row.css_first("td.date"))
+        stamp = node_text(row.css_first(SEL_MESSAGE_DATE))
         if m is None or not stamp:
             raise UpstreamChanged("a message row without its number or date", library=library)
         day, _, clock = stamp.partition(" ")
@@ -433,8 +455,8 @@ def parse_messages(html: str, tz: ZoneInfo, library: str | None = None) -> list[
             sent = datetime.combine(parse_date(day), time(hh, mm), tzinfo=tz)
         except (MappingError, ValueError) as exc:
             raise UpstreamChanged(f"unreadable message date {stamp!r}", library=library) from exc
-        out.append(Message(id=m.group(1), subject=node_text(a), body=node_text(row.css_first("td.body")),
-                           sent_at=sent, read=node_text(row.css_first("td.state")) == READ_WORD))
+        out.append(Message(id=m.group(1), subject=node_text(a), body=node_text(row.css_first(SEL_MESSAGE_BODY)),
+                           sent_at=sent, read=node_text(row.css_first(SEL_MESSAGE_STATE)) == READ_WORD))
     return out
 
 
@@ -450,9 +472,9 @@ def parse_shelves(html: str, library: str | None = None) -> list[Shelf]:
         raise UpstreamChanged("no table on 本棚一覧", library=library)
     out = []
     for row in table.css(SEL_SHELF_ROW):
-        a = row.css_first("td.name a")
+        a = row.css_first(SEL_SHELF_NAME)
         m = _NO.search(a.attributes.get("href") or "") if a is not None else None
-        count = _int(node_text(row.css_first("td.count")))
+        count = _int(node_text(row.css_first(SEL_SHELF_COUNT)))
         if m is None or count is None:
             raise UpstreamChanged("a shelf row without its number or 冊数", library=library)
         out.append(Shelf(id=m.group(1), name=node_text(a), item_count=count))
@@ -484,19 +506,19 @@ def parse_shelf_items(html: str, library: str | None = None) -> ShelfPage:
         raise UpstreamChanged("no 件数 on 本棚資料一覧", library=library)
     items = []
     for li in lst.css(SEL_SHELF_ITEM):
-        chk = li.css_first('input[name="chk_bib"]')
-        a = li.css_first("a.title")
+        chk = li.css_first(SEL_SHELF_ITEM_CHECK)
+        a = li.css_first(SEL_ITEM_TITLE)
         record_id = (chk.attributes.get("value") if chk is not None else None) or _bibid(a)
         title = node_text(a)
         if not record_id or not title:
             raise UpstreamChanged("a shelf item without 書誌番号 or title", library=library)
-        added = node_text(li.css_first("p.regist-date span"))
+        added = node_text(li.css_first(SEL_SHELF_ITEM_ADDED))
         try:
             added_on = parse_optional_date(added)
         except MappingError:
             added_on = None
         items.append(ShelfItem(record_id=record_id, title=title,
-                               author=_author(title, node_text(li.css_first("p.bibline"))), added_on=added_on))
+                               author=_author(title, node_text(li.css_first(SEL_ITEM_BIBLINE))), added_on=added_on))
     return ShelfPage(name, items, int(m.group(1)))
 
 
@@ -509,12 +531,12 @@ class ConfirmItem:
 def parse_confirm_items(html: str, library: str | None = None) -> list[ConfirmItem]:
     """The list of a 本棚 confirm screen (作成/削除/資料登録/資料削除/複写/移動確認)."""
     t = tree(html)
-    if t.css_first("form#shelf-confirm-form") is None:
+    if t.css_first(SEL_SHELF_CONFIRM) is None:
         raise UpstreamChanged("not a 本棚 confirm screen", library=library)
     out = []
     for li in t.css(SEL_CONFIRM_ITEM):
-        out.append(ConfirmItem(node_text(li.css_first("span.title")) or node_text(li),
-                               node_text(li.css_first("span.bibline"))))
+        out.append(ConfirmItem(node_text(li.css_first(SEL_CONFIRM_TITLE)) or node_text(li),
+                               node_text(li.css_first(SEL_CONFIRM_BIBLINE))))
     return out
 
 
@@ -557,9 +579,9 @@ def parse_sdi_list(html: str, library: str | None = None) -> list[SdiRow]:
         raise UpstreamChanged("no table on 新着図書お知らせメール", library=library)
     out = []
     for row in table.css(SEL_SDI_ROW):
-        no = row.css_first('input[name="hid_no"]')
-        title = node_text(row.css_first("td.title"))
-        state = node_text(row.css_first("td.state span.current"))
+        no = row.css_first(SEL_SDI_NO)
+        title = node_text(row.css_first(SEL_SDI_TITLE))
+        state = node_text(row.css_first(SEL_SDI_STATE))
         if no is None or not title or not state:
             raise UpstreamChanged("an SDI row without number, title or 配信状態", library=library)
         out.append(SdiRow(no.attributes.get("value") or "", title, any(w in state for w in ACTIVE_WORDS)))

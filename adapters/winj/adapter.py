@@ -18,6 +18,11 @@ Quirks the flows cope with:
   ``txt_day``) → 通常予約 / まとめて予約 → 予約内容確認 → 「予約を行いました」.
   Holds are re-read first, so a retry never places a second hold; after a
   timeout on the final confirm the holds are re-read to learn what happened.
+- A title the flow put in the cart that did not become a hold (refused, or the
+  flow failed) is taken out again; the patron's own cart entries stay.
+- The portal keeps ONE pending confirm per web session, so every write of one
+  patron (core and account screens) runs under the per-patron lock
+  ``WinjHttp._serial``.
 - Results are read from page text: 「貸出延長申込が完了しました」,
   「予約を行いました」, refusal lines 「理由:…」.
 - Pages may be UTF-8, Shift_JIS or EUC-JP: decoded by the declared charset, forms
@@ -27,7 +32,8 @@ Quirks the flows cope with:
 
 Upstream requests with a warm session: loans 1, holds 1, cart 1, renew 3,
 cancel hold 3, update hold 4, place holds 4 + m (m = titles not yet in the
-cart, +1 when the first title already was), cart add 1, cart remove 2, change password 1, search 1,
+cart, +1 when the first title already was; +2 when titles the flow put in the
+cart must come out again after a refusal), cart add 1, cart remove 2, change password 1, search 1,
 record 1, availability 1 + one per record found.
 """
 
@@ -137,7 +143,7 @@ class WinjAdapter(WinjAccountMixin, WinjLoans, WinjHolds, WinjCatalog):
         if session is None:
             card = self._normal_card(card_number)
             session = UpstreamSession(card_number=card)
-        with self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             if fresh:
                 self._login_into(client, session, session.card_number, current_password)
             page = self._post(client, session, pages.PASSWORD_PATH, [

@@ -23,6 +23,8 @@ F_BIBID = "bibid"
 BTN_NORMAL = ("btn_reserve", "通常予約")
 BTN_ORDERED = ("btn_bulk", "まとめて予約")
 BTN_OK = ("btn_ok", "OK")
+BTN_BASKET = ("btn_basket", "予約かごへ")
+BTN_DELETE = ("btn_delete", "削除")
 NO_EXPIRY = ("9999", "12", "31")
 
 # The portal's refusal lines of a new password → the API's violation names.

@@ -4,12 +4,15 @@ Holds are placed through the cart: 予約かごへ → 予約かご (予約受�
 予約連絡方法 ``cmb_contact``, 予約有効期限) → 通常予約 / まとめて予約 → 予約内容確認 →
 「予約を行いました」.  The hold list is re-read first so a retry never places a
 second hold, and after a timeout on the final confirm it is re-read to learn what
-the portal did.  Cancel and change pick rows by session-relative index and check
+the portal did.  A record the flow itself put in the cart and that did not
+become a hold (refused, or the flow failed) is taken out of the cart again.
+Cancel and change pick rows by session-relative index and check
 that the confirm screen names the hold asked for.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 
@@ -39,6 +42,8 @@ from gateway.models import (
     HoldUpdate,
 )
 
+log = logging.getLogger(__name__)
+
 
 class WinjHolds(WinjHttp):
     """Holds and the reservation cart (予約した資料, 予約かご, 予約内容確認) of the winj portal."""
@@ -67,7 +72,7 @@ class WinjHolds(WinjHttp):
         wanted = list(dict.fromkeys(request.record_ids))
         pickup = self._branch_name(request.pickup_branch) if request.pickup_branch else None
         results: dict[str, HoldResult] = {}
-        with self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             # Re-read first: a retry (e.g. after a timeout where the portal did act)
             # must never place a second hold.
             existing = {r.hold.record_id: r.hold for r in self._active_holds(client, session)}
@@ -77,19 +82,45 @@ class WinjHolds(WinjHttp):
                         Conflict("already reserved", library=lib, upstream_message="既に予約済です。")))
             todo = [rid for rid in wanted if rid not in results]
             if todo:
-                results.update(self._reserve(client, session, todo, request, pickup))
+                # Holds go through the patron's 予約かご: whatever this flow put there and
+                # did not turn into a hold comes out again (never what the patron had).
+                added: list[str] = []
+                try:
+                    results.update(self._reserve(client, session, todo, request, pickup, added))
+                except Exception:
+                    self._drop_from_cart(client, session, added)
+                    raise
+                self._drop_from_cart(client, session, [rid for rid in added if not results[rid].ok])
         return [results[rid] for rid in wanted]
 
+    def _drop_from_cart(self, client: httpx.Client, session: UpstreamSession, record_ids: list[str]) -> None:
+        """Best effort: take ``record_ids`` out of the cart (re-read first — the row
+        indexes of the cart change once the portal placed some of the holds)."""
+        if not record_ids:
+            return
+        try:
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html)
+            picks = [(F_BASKET, basket.indexes[rid]) for rid in record_ids if rid in basket.indexes]
+            if picks:
+                self._post(client, session, pages.BASKET_PATH, picks + [BTN_DELETE])
+        except Exception as exc:  # noqa: BLE001 - the hold's own outcome is what the caller needs
+            log.warning("%s: could not take %d record(s) back out of the cart: %s",
+                        self.library.id, len(record_ids), type(exc).__name__)
+
     def _reserve(self, client: httpx.Client, session: UpstreamSession, todo: list[str], request: HoldRequest,
-                 pickup: str | None) -> dict[str, HoldResult]:
+                 pickup: str | None, added: list[str]) -> dict[str, HoldResult]:
+        """Cart → confirm → reserve; appends to ``added`` each record it put in the cart."""
         lib = self.library.id
         results: dict[str, HoldResult] = {}
         basket: pages.BasketPage | None = None
         for rid in todo:
             if basket is not None and rid in basket.indexes:
-                continue
-            page = self._post(client, session, pages.BASKET_ADD_PATH, [(F_BIBID, rid), ("btn_basket", "予約かごへ")])
+                continue  # already in the patron's cart
+            page = self._post(client, session, pages.BASKET_ADD_PATH, [(F_BIBID, rid), BTN_BASKET])
             basket = self._basket_or_error(page, rid, results)
+            if rid not in results and rid in basket.indexes and not any(
+                    pages.TXT_CART_DUP in m for m in basket.messages):
+                added.append(rid)
         if basket is None:
             basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html)
         picks = [rid for rid in todo if rid not in results and rid in basket.indexes]
@@ -208,7 +239,7 @@ class WinjHolds(WinjHttp):
     @translate_transport_errors
     def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:
         lib = self.library.id
-        with self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             row = self._hold_row(client, session, hold_id)
             if not row.index:
                 raise Conflict("the library does not let this hold be cancelled online", library=lib)
@@ -237,7 +268,7 @@ class WinjHolds(WinjHttp):
     @translate_transport_errors
     def update_hold(self, session: UpstreamSession, hold_id: str, changes: HoldUpdate) -> Hold:
         lib = self.library.id
-        with self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             row = self._hold_row(client, session, hold_id)
             if changes.pickup_branch is None and changes.contact_method is None:
                 return row.hold
@@ -276,9 +307,8 @@ class WinjHolds(WinjHttp):
 
     @translate_transport_errors
     def cart_add(self, session: UpstreamSession, record_id: str) -> Cart:
-        with self.open(session) as client:
-            page = self._post(client, session, pages.BASKET_ADD_PATH,
-                              [(F_BIBID, record_id), ("btn_basket", "予約かごへ")])
+        with self._serial(session), self.open(session) as client:
+            page = self._post(client, session, pages.BASKET_ADD_PATH, [(F_BIBID, record_id), BTN_BASKET])
         basket = pages.parse_basket(page.html)
         self._raise_cart_error(basket)
         if record_id not in basket.indexes:
@@ -297,12 +327,12 @@ class WinjHolds(WinjHttp):
 
     @translate_transport_errors
     def cart_remove(self, session: UpstreamSession, record_id: str) -> None:
-        with self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html)
             index = basket.indexes.get(record_id)
             if index is None:
                 raise NotFound(f"record {record_id!r} is not in the cart", library=self.library.id)
-            page = self._post(client, session, pages.BASKET_PATH, [(F_BASKET, index), ("btn_delete", "削除")])
+            page = self._post(client, session, pages.BASKET_PATH, [(F_BASKET, index), BTN_DELETE])
         after = pages.parse_basket(page.html)
         if record_id in after.indexes:
             raise UpstreamChanged("the record is still in the cart after 削除", library=self.library.id)

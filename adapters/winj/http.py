@@ -15,6 +15,7 @@ a redirect to ``login.do`` or a login form where a page was expected →
 from __future__ import annotations
 
 import contextlib
+import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,13 @@ HID_KEY = "hid"
 READ_ATTEMPTS = 2
 RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
 CHARSET_KEY = "charset"
+
+# The portal keeps ONE pending confirm per web session: two multi-step writes of the
+# same patron interleaved (confirm A, confirm B, commit) would commit B for A (or a
+# stale row index).  So every write of one patron — renew, holds, cart, password,
+# and the account screens' writes — runs one at a time (per process).
+_SERIAL: dict[tuple[str, str], threading.Lock] = {}
+_SERIAL_GUARD = threading.Lock()
 
 
 @dataclass
@@ -88,6 +96,17 @@ class WinjHttp(Adapter):
             if session is not None:
                 self.keep_cookies(client, session)
             client.close()
+
+    @contextlib.contextmanager
+    def _serial(self, session: UpstreamSession | str) -> Iterator[None]:
+        """Hold the per-(library, card) write lock; ``session`` may be the card itself
+        (a password change without a session).  Not re-entrant: flows take it once."""
+        card = session if isinstance(session, str) else session.card_number
+        key = (self.library.id, card)
+        with _SERIAL_GUARD:
+            lock = _SERIAL.setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     def _charset(self, session: UpstreamSession | None) -> str:
         if session is not None and session.data.get(CHARSET_KEY):

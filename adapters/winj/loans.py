@@ -44,7 +44,7 @@ class WinjLoans(WinjHttp):
         lib = self.library.id
         today = self.today()
         results: dict[str, RenewalResult] = {}
-        with self.open(session) as client:
+        with self._serial(session), self.open(session) as client:
             rows = pages.parse_lend_rows(self._get(client, session, pages.LEND_LIST_PATH).html, lib, today)
             by_id = {r.loan.id: r for r in rows}
             if loan_ids is None:

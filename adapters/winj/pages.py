@@ -49,22 +49,29 @@ SEL_MAINTENANCE = "p.maintenance"
 SEL_MESSAGE = "#message p"
 SEL_ERROR = "p.error, span.error"
 SEL_PAGE_TITLE = "#page-title"
+SEL_CELL = "td.{}"  # a row's cell by class: SEL_CELL.format("item-id")
+SEL_LINK = "a[href]"
+SEL_TITLE_LINK = "a"  # inside a row's title cell
+SEL_BIBLINE = ".bibline"
 
 SEL_LEND_TABLE = "table#lend-list"
 SEL_LEND_ROW = "tr.lend-row"
 SEL_LEND_EMPTY = "p.empty"
 SEL_LEND_COUNT = "#lend-count"
+SEL_LEND_CHECK = 'input[name="chk_lend"]'
 SEL_EXT_ROW = "table#extension-list tr.ext-row"
 SEL_EXT_RESULT_ROW = "table#extension-result tr.ext-row"
 
 SEL_RESERVE_TABLE = "table#reserve-list"
 SEL_RESERVE_ROW = "tr.reserve-row"
 SEL_RESERVE_COUNT = "#reserve-count"
+SEL_RESERVE_CHECK = 'input[name="chk_reserve"]'
 SEL_CANCEL_ROW = "table#cancel-list tr.cancel-row"
 SEL_CHANGE_ROW = "table#change-list tr.change-row"
 
 SEL_BASKET_COUNT = "#basket-count"
 SEL_BASKET_ROW = "table#basket-list tr.basket-row"
+SEL_BASKET_CHECK = 'input[name="chk_basket"]'
 SEL_AREA_OPTION = 'select[name="cmb_area"] option'
 SEL_CONTACT_OPTION = 'select[name="cmb_contact"] option'
 SEL_CONFIRM_ROW = "table#confirm-list tr.confirm-row"
@@ -72,8 +79,14 @@ SEL_RESULT_ROW = "table#result-list tr.result-row"
 
 SEL_HIT_COUNT = "#hit-count"
 SEL_RESULT_ITEM = "ol#result-list li.result-item"
+SEL_RESULT_TITLE = "a.title"
+SEL_RESULT_ISBN = ".isbn"
+SEL_SEARCH_EMPTY = "p.empty"  # 該当する資料はありません (no hits, or a page past the last)
 SEL_DETAIL = "#detail"
+SEL_DETAIL_TITLE = ".title"
 SEL_BIBLIO_ROW = "table#biblio tr"
+SEL_BIBLIO_LABEL = "th"
+SEL_BIBLIO_VALUE = "td"
 SEL_HOLDING_ROW = "table#holdings tr.holding-row"
 
 # ------------------------------------------------------------------ texts
@@ -85,6 +98,7 @@ TXT_OVERDUE_BLOCK = "延滞本をお持ちの場合"
 TXT_ALREADY_HELD = "既に予約済"
 TXT_LIMIT = "上限"
 TXT_CART_FULL = "予約かごが一杯"
+TXT_CART_DUP = "既に予約かごに入っています"
 TXT_BAD_EXPIRY = "予約有効期限が正しくありません"
 TXT_CANCEL_DONE = "予約を取り消しました"
 TXT_CHANGE_DONE = "予約内容を変更しました"
@@ -181,7 +195,7 @@ def login_error(t: HTMLParser) -> str | None:
 
 
 def _cell(row: Node, cls: str) -> Node | None:
-    return row.css_first(f"td.{cls}")
+    return row.css_first(SEL_CELL.format(cls))
 
 
 def _cell_text(row: Node, cls: str) -> str:
@@ -191,7 +205,7 @@ def _cell_text(row: Node, cls: str) -> str:
 def _bibid(node: Node | None) -> str | None:
     if node is None:
         return None
-    a = node.css_first("a[href]") if node.tag != "a" else node
+    a = node.css_first(SEL_LINK) if node.tag != "a" else node
     if a is None:
         return None
     m = _BIBID.search(a.attributes.get("href") or "")
@@ -202,10 +216,10 @@ def _title_author(row: Node) -> tuple[str, str | None]:
     cell = _cell(row, "title")
     if cell is None:
         raise UpstreamChanged("a row without its title cell")
-    a = cell.css_first("a")
+    a = cell.css_first(SEL_TITLE_LINK)
     title = node_text(a) if a is not None else node_text(cell)
     author = None
-    bl = cell.css_first(".bibline")
+    bl = cell.css_first(SEL_BIBLINE)
     if bl is not None and node_text(bl):
         try:
             author = parse_bibline(node_text(bl), title=title).author
@@ -256,7 +270,7 @@ def parse_lend_rows(html: str, library: str, today: date) -> list[LendRow]:
             reason = "overdue"
         elif words.strip():
             reason = renewal_reason(words)
-        chk = row.css_first('input[name="chk_lend"]')
+        chk = row.css_first(SEL_LEND_CHECK)
         index = (chk.attributes.get("value") or "") if chk is not None else ""
         if not index:
             reason = reason or "other"
@@ -345,7 +359,7 @@ def parse_hold_rows(html: str, library: str) -> list[HoldRow]:
         except MappingError as exc:
             raise UpstreamChanged(f"unknown hold status {word!r}", library=library) from exc
         group = _cell_text(row, "group") or None
-        chk = row.css_first('input[name="chk_reserve"]')
+        chk = row.css_first(SEL_RESERVE_CHECK)
         try:
             expires = parse_expiry(_cell_text(row, "limit-date"))
             placed = parse_optional_date(_cell_text(row, "reserve-date"))
@@ -403,7 +417,7 @@ def parse_basket(html: str) -> BasketPage:
         added = _cell_text(row, "added")
         items.append(CartItem(record_id=rid, title=title, author=author,
                               added_on=parse_optional_date(added) if added else None))
-        chk = row.css_first('input[name="chk_basket"]')
+        chk = row.css_first(SEL_BASKET_CHECK)
         if chk is not None:
             idx[rid] = chk.attributes.get("value") or ""
     if _int(node_text(count)) != len(items):
@@ -470,27 +484,35 @@ def parse_search(html: str, page: int) -> SearchResult:
         raise UpstreamChanged("unreadable hit count")
     records = []
     for li in t.css(SEL_RESULT_ITEM):
-        a = li.css_first("a.title")
+        a = li.css_first(SEL_RESULT_TITLE)
         rid = _bibid(a)
         if a is None or not rid:
             raise UpstreamChanged("a result without its record link")
         title = node_text(a)
-        bl = li.css_first(".bibline")
+        bl = li.css_first(SEL_BIBLINE)
         parsed = None
         if bl is not None and node_text(bl):
             try:
                 parsed = parse_bibline(node_text(bl), title=title)
             except MappingError:
                 parsed = None
-        isbn_node = li.css_first(".isbn")
+        isbn_node = li.css_first(SEL_RESULT_ISBN)
         isbn = re.sub(r"[^0-9X]", "", node_text(isbn_node)) if isbn_node is not None else ""
         records.append(RecordSummary(
             id=rid, title=title, author=parsed.author if parsed else None,
             publisher=parsed.publisher if parsed else None, published=parsed.year if parsed else None,
             isbn=isbn or None))
-    if total and not records:
+    if total and not records and not _says_no_rows(t):
+        # Hits counted, no list and no 「該当する資料はありません」: the list is gone
+        # (a past-the-end page says so and is an empty page, not an error).
         raise UpstreamChanged("hits counted but no result list")
     return SearchResult(records=records, total=total, page=page)
+
+
+def _says_no_rows(t: HTMLParser) -> bool:
+    """The portal's own 「該当する資料はありません」 (no hits, or a page past the last)."""
+    notices = [node_text(n) for n in t.css(SEL_SEARCH_EMPTY)] + message_lines(t) + error_lines(t)
+    return any(TXT_NO_RECORD in x for x in notices)
 
 
 def parse_record(html: str, record_id: str) -> Record | None:
@@ -503,10 +525,10 @@ def parse_record(html: str, record_id: str) -> Record | None:
         raise UpstreamChanged("not a record detail page")
     fields: dict[str, str] = {}
     for tr in t.css(SEL_BIBLIO_ROW):
-        th, td = tr.css_first("th"), tr.css_first("td")
+        th, td = tr.css_first(SEL_BIBLIO_LABEL), tr.css_first(SEL_BIBLIO_VALUE)
         if th is not None and td is not None:
             fields[node_text(th)] = node_text(td)
-    title = fields.get("タイトル") or node_text(detail.css_first(".title"))
+    title = fields.get("タイトル") or node_text(detail.css_first(SEL_DETAIL_TITLE))
     if not title:
         raise UpstreamChanged("a record without a title")
     holdings = []

@@ -192,9 +192,14 @@ def flow_blocked(a: WinjAdapter, case: Case) -> None:
     """kagoshima-pref's demo patron has an overdue loan: holds are refused."""
     s = a.login(case.card, case.password)
     found = a.search(SearchQuery(title="サンタクロース", page=3))
+    before = [i.record_id for i in a.cart(s).items]
+    assert before, "the seeded cart"
+    wanted = [r.id for r in found.records if r.id not in before][:2] + before[:1]
     with pytest.raises(AccountBlocked) as exc:
-        a.place_holds(s, HoldRequest(record_ids=[found.records[0].id]))
+        a.place_holds(s, HoldRequest(record_ids=wanted))
     assert exc.value.extra["reason"] == "overdue"
+    # what the refused flow put in the cart came out again; the patron's own stayed
+    assert [i.record_id for i in a.cart(s).items] == before
 
 
 FLOWS: dict[str, Callable[[WinjAdapter, Case], Any]] = {
@@ -357,6 +362,8 @@ def save_pages(library: str) -> None:
             save("basket", c.get("reserve-basket.do"))
             save("search_list", c.get("search-list.do?" + urllib.parse.urlencode(
                 [("txt_title", "サンタクロース"), ("page", "1")], encoding=codec)))
+            save("search_past_end", c.get("search-list.do?" + urllib.parse.urlencode(
+                [("txt_title", "サンタクロース"), ("page", "50")], encoding=codec)))
             save("search_empty", c.get("search-list.do?" + urllib.parse.urlencode(
                 [("txt_title", "存在しない書名xyz")], encoding=codec)))
             found = P.parse_search(c.get("search-list.do?" + urllib.parse.urlencode(
