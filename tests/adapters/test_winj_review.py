@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -217,3 +218,25 @@ def test_history_entries_without_a_return_date_are_the_current_loans(library: st
         still_out = sorted(e.record_id for e in out if e.returned_on is None)
         assert still_out == sorted(loan.record_id for loan in loans)
         assert all(e.returned_on is None or e.loaned_on <= e.returned_on <= adapter.today() for e in out)
+
+
+# ------------------------------------------------------------------ 5. README examples paste as they are
+@pytest.mark.parametrize("doc", ["winj.md", "winj-account.md"])
+def test_readme_examples_need_no_editing(doc: str) -> None:
+    text = (ROOT / "docs" / "readme" / doc).read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:sh|bash|shell)?\n(.*?)```", text, re.DOTALL)
+    code = "\n".join(blocks)
+    assert "curl" in code
+    # no placeholder to fill in by hand: ids come from shell variables set by earlier commands
+    placeholders = set(re.findall(r"(?<![$\w{])([A-Z][A-Z0-9_]*_ID)\b", code))
+    assert placeholders <= set(re.findall(r"\b([A-Z][A-Z0-9_]*_ID)=", code)), placeholders
+    for var in set(re.findall(r"\$\{?([A-Z][A-Z0-9_]*)\}?", code)):
+        assert re.search(rf"\b{var}=", code), f"${var} is never set"
+    assert not re.search(r"/(shelves|alerts)/1\d\d\b", code), "ids of a fresh sandbox only"
+    if doc != "winj.md":
+        return
+    # the password-change example must not lock the first demo account (2377570/0808,
+    # used by every other example) out: it uses 0000001234567/1225 and sets it back
+    assert '"current_password":"0808"' not in code
+    assert '"card_number":"0000001234567","password":"1225"' in code
+    assert '"current_password":"1225"' in code and '"new_password":"1225"' in code
