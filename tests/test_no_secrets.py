@@ -29,22 +29,27 @@ def _record_ids() -> set[str]:
     return {r.id for r in load_records()}
 
 
-def _secrets() -> tuple[list[str], list[str]]:
-    """(secrets that must not appear anywhere, card numbers that are also record ids)."""
-    anywhere, in_context = set(), set()
+def _secrets() -> tuple[list[str], list[str], list[str]]:
+    """(secrets that must not appear anywhere, card numbers and passwords that only count
+    in a card or password context: short ones like "0808" or "52" also occur as dates,
+    counts and ids, and Yamaguchi's demo cards look like the sample set's record ids)."""
+    anywhere, cards, passwords = set(), set(), set()
     ids = _record_ids()
     for accounts in demo_accounts().values():
         for card, password, _ in accounts:
-            if len(card) >= 8:
-                # Yamaguchi's demo cards (1000000001…) look like the sample set's record ids:
-                # for those, only a card-number context counts.
-                (in_context if card in ids else anywhere).add(card)
-            if len(password) >= 6:  # shorter ones (e.g. "0808") also occur as dates
-                anywhere.add(password)
-    return sorted(anywhere), sorted(in_context)
+            if len(card) >= 8 and card not in ids:
+                anywhere.add(card)
+            else:
+                cards.add(card.lstrip("0") or card)
+            if password.startswith("("):
+                continue  # "(none yet)"
+            (anywhere if len(password) >= 6 else passwords).add(password)
+    return sorted(anywhere), sorted(cards), sorted(passwords)
 
 
-CARD_CONTEXT = r"(?i)(?:usercd|card|user_?id|useridentifiervalue|patron|login|riyosha)[^\n]{0,60}?"
+CARD_CONTEXT = (r"(?i)(?:usercd|card|user_?id|useridentifiervalue|authenticationinputdata|patron|login|riyosha)"
+                r"[\"'>:= ]{1,4}0*")
+PASSWORD_CONTEXT = r"(?i)(?:password|passwd|pin|authenticationinputdata)[\"'>:= ]{1,4}"
 
 
 def test_there_is_something_to_check() -> None:
@@ -57,9 +62,12 @@ def test_file_holds_no_secret(path: Path) -> None:
     for pattern in PATTERNS:
         m = pattern.search(text)
         assert m is None, f"{pattern.pattern} matched {m.group(0)[:40]!r}"
-    anywhere, in_context = _secrets()
+    anywhere, cards, passwords = _secrets()
     for secret in anywhere:
         assert secret not in text, f"a demo secret ending …{secret[-4:]} is in the file"
-    for card in in_context:
-        m = re.search(CARD_CONTEXT + re.escape(card), text)
+    for card in cards:
+        m = re.search(CARD_CONTEXT + re.escape(card) + r"(?![0-9])", text)
         assert m is None, f"a demo card number ending …{card[-4:]} is in the file: {m.group(0)[:50]!r}"
+    for password in passwords:
+        m = re.search(PASSWORD_CONTEXT + re.escape(password) + r"(?![0-9A-Za-z])", text)
+        assert m is None, f"a short demo password is in the file: {m.group(0)[:30]!r}"

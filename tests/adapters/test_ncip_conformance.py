@@ -297,10 +297,10 @@ def test_ids_round_trip() -> None:
 
 def test_saved_responder_page_parses() -> None:
     """A LookupUser answer of our own responder, saved in fixtures/ncip/pages/."""
-    page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user-52.xml"
+    page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user.xml"
     u = P.parse_lookup_user(page.read_bytes(), library="ncip-consortium", tz=ZoneInfo("Asia/Tokyo"),
                             today=date(2026, 11, 24))
-    assert u.user_id == "52" and u.name == "山田 花子" and u.emails == ["hanako@example.jp"]
+    assert u.user_id == "CARD-SCRUBBED" and u.name == "山田 花子" and u.emails == ["hanako@example.jp"]
     reasons = sorted((loan.not_renewable_reason or "-") for loan in u.loans)
     assert reasons == ["-", "overdue", "renewal_limit", "reserved"]
     assert {h.status for h in u.holds} == {"waiting", "ready"}

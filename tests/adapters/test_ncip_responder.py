@@ -218,8 +218,8 @@ def test_blocked_patron_and_duplicate_hold(client: Any) -> None:
 
 
 def test_pages_directory_has_the_saved_answer() -> None:
-    page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user-52.xml"
-    assert read_message(page.read_bytes()).findtext("LookupUserResponse/UserId/UserIdentifierValue") == "52"
+    page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user.xml"
+    assert read_message(page.read_bytes()).findtext("LookupUserResponse/UserId/UserIdentifierValue") == "CARD-SCRUBBED"
 
 
 def test_a_handler_bug_is_a_problem_not_a_500(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
