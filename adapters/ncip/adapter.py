@@ -45,6 +45,7 @@ from gateway.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
+    NotSupported,
     SessionExpired,
     UpstreamChanged,
     UpstreamError,
@@ -343,6 +344,9 @@ class NcipAdapter(Adapter):
 
     @translate_transport_errors
     def place_holds(self, session: UpstreamSession, request: HoldRequest) -> list[HoldResult]:
+        if request.ordered and len(request.record_ids) > 1:
+            # NCIP 2.02 has no "collect in this order" request: refuse rather than ignore it.
+            raise NotSupported("NCIP has no ordered (まとめて予約) holds", library=self._lib)
         uid, uagency = self._user(session)
         pickup = self._pickup_location(request.pickup_branch)
         need_before = fmt_datetime(request.expires_on, self.library.tz) if request.expires_on else None

@@ -189,3 +189,12 @@ def test_cancelling_a_cancelled_or_unknown_hold_is_404(env: Any) -> None:
     assert (again.status_code, again.get_json()["code"]) == (404, "not_found"), again.get_json()
     unknown = c.delete(f"/v1/libraries/{LIB}/holds/NOPE.999999", headers=h)
     assert (unknown.status_code, unknown.get_json()["code"]) == (404, "not_found"), unknown.get_json()
+
+
+def test_ordered_holds_are_refused_not_ignored(env: Any) -> None:
+    c, responder = env
+    h = login(c, "52")
+    bibs = responder.config["ncip_state"].bibs
+    r = c.post(f"/v1/libraries/{LIB}/holds", json={"record_ids": [bibs[0].id, bibs[1].id], "ordered": True},
+               headers=h)
+    assert r.status_code == 501 and r.get_json()["code"] == "not_supported"
