@@ -3,6 +3,8 @@ messages, shelves.  Each view: look up, call the adapter contract, serialise."""
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response
 
 from gateway.errors import GatewayError, InvalidRequest, NotFound
@@ -35,6 +37,9 @@ from gateway.models import (
 from gateway.runtime import gw
 
 bp = Blueprint("patron", __name__, url_prefix="/v1/libraries/<library>")
+
+# Checked here, before any upstream call; each portal applies its own rules after.
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s.]+")
 
 
 def _check_branch(library: str, value: str | None, field: str) -> str | None:
@@ -71,6 +76,10 @@ def get_profile(library: str) -> Response:
 @spec(body=ProfileUpdate, response=Profile, summary="Change e-mails, notices, pickup branch, history opt-in")
 def patch_profile(library: str) -> Response:
     changes = body(ProfileUpdate)
+    bad = [{"field": f"emails.{i}.address", "message": "not an e-mail address"}
+           for i, e in enumerate(changes.emails or []) if not _EMAIL.fullmatch(e.address.strip())]
+    if bad:
+        raise InvalidRequest("an e-mail address is not valid", errors=bad, library=library)
     if changes.pickup_branch is not None:
         changes = changes.model_copy(update={"pickup_branch": _check_branch(library, changes.pickup_branch,
                                                                             "pickup_branch")})

@@ -157,3 +157,13 @@ def test_anonymous_clients_do_not_share_keys(client) -> None:
     assert client.post("/v1/sessions", json=a, headers={"Idempotency-Key": "1"}).status_code == 201
     r = client.post("/v1/sessions", json=b, headers={"Idempotency-Key": "1"})
     assert r.status_code == 201 and r.get_json()["accounts"][0]["library"] == "beta"
+
+
+def test_bad_email_is_refused_before_any_upstream_call(client) -> None:
+    token = login(client, ("alpha", "12345", fakes.PASSWORD))
+    calls = list(fakes.upstream("alpha").calls)
+    r = client.patch("/v1/libraries/alpha/patron", json={"emails": [{"address": "not-an-address", "kind": "pc"}]},
+                     headers=bearer(token))
+    body = assert_problem(r, 400, "invalid_request")
+    assert body["errors"][0]["field"] == "emails.0.address"
+    assert fakes.upstream("alpha").calls == calls
