@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
-import vcr
 from lxml import etree
 
 from adapters.ncip import NcipAdapter
 from adapters.ncip.xml import read_message
+from fixtures.cassettes import vcr_for
 from gateway.config import LibraryConfig, sandbox_config
 from gateway.errors import (
     AccountBlocked,
@@ -105,23 +105,6 @@ def scrub_body(body: bytes | str | None) -> bytes | str | None:
     return out.decode() if isinstance(body, str) else out
 
 
-def _scrub_request(request: Any) -> Any:
-    request.body = scrub_body(request.body)
-    return request
-
-
-def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    body = response.get("body", {}).get("string")
-    scrubbed = scrub_body(body)
-    if scrubbed is not body:
-        response["body"]["string"] = scrubbed
-        size = len(scrubbed.encode() if isinstance(scrubbed, str) else scrubbed or b"")
-        for name in list(response.get("headers", {})):
-            if name.lower() == "content-length":
-                response["headers"][name] = [str(size)]
-    return response
-
-
 def _ncip_body(r1: Any, r2: Any) -> None:
     a, b = scrub_body(r1.body), scrub_body(r2.body)
     a = a.encode() if isinstance(a, str) else a
@@ -129,18 +112,15 @@ def _ncip_body(r1: Any, r2: Any) -> None:
     assert a == b, "different NCIP message"
 
 
-def cassette_vcr() -> vcr.VCR:
-    v = vcr.VCR(
-        cassette_library_dir=str(CASSETTES),
+def cassette_vcr() -> Any:
+    return vcr_for(
+        CASSETTES,
         record_mode="all" if RECORD else "none",
         match_on=["method", "path", "ncip_body"],
-        filter_headers=["authorization", "cookie", "set-cookie"],
-        before_record_request=_scrub_request,
-        before_record_response=_scrub_response,
-        decode_compressed_response=True,
+        matchers={"ncip_body": _ncip_body},
+        body_scrubber=scrub_body,
+        drop_headers={"authorization", "cookie", "set-cookie"},
     )
-    v.register_matcher("ncip_body", _ncip_body)
-    return v
 
 
 @pytest.fixture
