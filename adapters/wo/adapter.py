@@ -175,6 +175,31 @@ class WoAdapter(Adapter):
         session.data["ctkn"] = token
         return token
 
+    def _confirmed(self, session: UpstreamSession, path: str, data: dict[str, Any], button: str) -> dict[str, Any]:
+        """Step 1 of a write (確認, ``btn_cnf``): a page with errors is the refusal; returns the
+        form data for step 2 with the confirm page's ``wo_ctkn``."""
+        confirm = self._post(session, path, {**data, "btn_cnf": button})
+        if parse.page_info(confirm).errors:
+            raise self._refusal(confirm)
+        return {**data, "wo_ctkn": self._ctkn(confirm, session)}
+
+    def _executed(self, session: UpstreamSession, path: str, data: dict[str, Any], button: str, done_msg: str) -> str:
+        """Step 2 (実行, ``btn_exe``): the result page, which must carry ``done_msg``."""
+        done = self._post(session, path, {**data, "btn_exe": button})
+        if not any(done_msg in m for m in parse.page_info(done).oks):
+            raise self._refusal(done)
+        return done
+
+    def _entry_form(self, session: UpstreamSession, path: str, record_id: str) -> str:
+        """The request form of one record (予約申込, e-Net); 404 for an unknown record."""
+        with self.client(session) as c:
+            r = c.get(path, params={"bibid": record_id})
+            self.keep_cookies(c, session)
+        form = self._page(r)
+        if r.status_code == 404:
+            raise NotFound(f"no record {record_id}", library=self.library.id)
+        return form
+
     def _refusal(self, page: str, *, default: type[GatewayError] = UpstreamError) -> GatewayError:
         info = parse.page_info(page)
         text = " ".join(info.errors) or info.title
@@ -328,12 +353,8 @@ class WoAdapter(Adapter):
                                      + ", ".join(options.values()), library=self.library.id)
             data["sel_cntct"] = code
         data["wo_ctkn"] = token
-        confirm = self._post(session, PATH_MAIL, {**data, "btn_cnf": "確認"})
-        if parse.page_info(confirm).errors:
-            raise self._refusal(confirm)
-        done = self._post(session, PATH_MAIL, {**data, "wo_ctkn": self._ctkn(confirm, session), "btn_exe": "登録"})
-        if not any(MSG_MAIL_DONE in m for m in parse.page_info(done).oks):
-            raise self._refusal(done)
+        data = self._confirmed(session, PATH_MAIL, data, "確認")
+        self._executed(session, PATH_MAIL, data, "登録", MSG_MAIL_DONE)
         return self.profile(session)
 
     @translate_transport_errors
@@ -360,10 +381,7 @@ class WoAdapter(Adapter):
                 targets.append(lid)
         if targets:
             data: dict[str, Any] = {"wo_ctkn": session.data.get("ctkn", ""), "chk_shiryo": targets}
-            confirm = self._post(session, PATH_RENEW, {**data, "btn_cnf": "延長する"})
-            if parse.page_info(confirm).errors:
-                raise self._refusal(confirm)
-            data["wo_ctkn"] = self._ctkn(confirm, session)
+            data = self._confirmed(session, PATH_RENEW, data, "延長する")
             try:
                 done = self._post(session, PATH_RENEW, {**data, "btn_exe": "実行"})
             except httpx.TimeoutException:
@@ -435,12 +453,7 @@ class WoAdapter(Adapter):
 
     def _place_one(self, session: UpstreamSession, record_id: str, branch_code: str | None,
                    contact: str | None) -> str:
-        with self.client(session) as c:
-            r = c.get(PATH_HOLD_ENTRY, params={"bibid": record_id})
-            self.keep_cookies(c, session)
-        form = self._page(r)
-        if r.status_code == 404:
-            raise NotFound(f"no record {record_id}", library=self.library.id)
+        form = self._entry_form(session, PATH_HOLD_ENTRY, record_id)
         token = self._ctkn(form, session)
         branch = branch_code or parse.selected_option(form, parse.FIELD_PICKUP) or "01"
         contact_code = parse.selected_option(form, parse.FIELD_CONTACT) or "0"
@@ -451,13 +464,8 @@ class WoAdapter(Adapter):
                 raise InvalidRequest(f"unknown contact method {contact!r}; one of " + ", ".join(options.values()),
                                      library=self.library.id)
         data = {"wo_ctkn": token, "bibid": record_id, "sel_uktr": branch, "sel_cntct": contact_code}
-        confirm = self._post(session, PATH_HOLD_ENTRY, {**data, "btn_cnf": "確認"})
-        if parse.page_info(confirm).errors:
-            raise self._refusal(confirm)
-        done = self._post(session, PATH_HOLD_ENTRY, {**data, "wo_ctkn": self._ctkn(confirm, session),
-                                                     "btn_exe": "予約する"})
-        if not any(MSG_HOLD_ACCEPTED in m for m in parse.page_info(done).oks):
-            raise self._refusal(done)
+        data = self._confirmed(session, PATH_HOLD_ENTRY, data, "確認")
+        done = self._executed(session, PATH_HOLD_ENTRY, data, "予約する", MSG_HOLD_ACCEPTED)
         return parse.parse_hold_number(done)
 
     @translate_transport_errors
@@ -470,13 +478,8 @@ class WoAdapter(Adapter):
             raise Conflict("the library does not let this hold be cancelled online (it is ready or in transit)",
                            library=self.library.id)
         data = {"wo_ctkn": session.data.get("ctkn", ""), "chk_rsv": hold_id}
-        confirm = self._post(session, PATH_HOLD_CANCEL, {**data, "btn_cnf": "予約を取り消す"})
-        if parse.page_info(confirm).errors:
-            raise self._refusal(confirm)
-        done = self._post(session, PATH_HOLD_CANCEL, {**data, "wo_ctkn": self._ctkn(confirm, session),
-                                                      "btn_exe": "実行"})
-        if not any(MSG_HOLD_CANCELLED in m for m in parse.page_info(done).oks):
-            raise self._refusal(done)
+        data = self._confirmed(session, PATH_HOLD_CANCEL, data, "予約を取り消す")
+        self._executed(session, PATH_HOLD_CANCEL, data, "実行", MSG_HOLD_CANCELLED)
 
     # ------------------------------------------------------------ catalog
     @translate_transport_errors
@@ -513,31 +516,21 @@ class WoAdapter(Adapter):
         if code is None:
             raise InvalidRequest(f"{pickup_library!r} is not an e-Net pickup library of {self.library.name}",
                                  library=self.library.id)
-        with self.client(session) as c:
-            r = c.get(PATH_ENET_ENTRY, params={"bibid": record_id})
-            self.keep_cookies(c, session)
-        form = self._page(r)
-        if r.status_code == 404:
-            raise NotFound(f"no record {record_id}", library=self.library.id)
+        form = self._entry_form(session, PATH_ENET_ENTRY, record_id)
         if code not in parse.select_options(form, parse.SEL_ENET_PICKUP):
             raise InvalidRequest(f"the portal does not offer {pickup_library!r} as a pickup library",
                                  library=self.library.id)
         note = f"受取希望: {pickup_branch}" if pickup_branch else ""
         data = {"wo_ctkn": self._ctkn(form, session), "bibid": record_id, "sel_enet_uktr": code, "txt_biko": note}
-        confirm = self._post(session, PATH_ENET_ENTRY, {**data, "btn_cnf": "確認"})
-        if parse.page_info(confirm).errors:
-            raise self._refusal(confirm)
-        data["wo_ctkn"] = self._ctkn(confirm, session)
+        data = self._confirmed(session, PATH_ENET_ENTRY, data, "確認")
         try:
-            done = self._post(session, PATH_ENET_ENTRY, {**data, "btn_exe": "申し込む"})
+            done = self._executed(session, PATH_ENET_ENTRY, data, "申し込む", MSG_ENET_ACCEPTED)
         except httpx.TimeoutException:
             # never post twice: look for the request the portal may have taken
             for req in self.lending_requests(session):
                 if req.record_id == record_id and req.status == "requested":
                     return req
             raise
-        if not any(MSG_ENET_ACCEPTED in m for m in parse.page_info(done).oks):
-            raise self._refusal(done)
         number = parse.parse_enet_number(done)
         for req in self.lending_requests(session):
             if req.upstream_id == number:
@@ -562,13 +555,8 @@ class WoAdapter(Adapter):
             raise Conflict(f"the request is {req.extra.get('upstream_state')} and can no longer be cancelled",
                            library=self.library.id, upstream_message=req.extra.get("upstream_state"))
         data = {"wo_ctkn": session.data.get("ctkn", ""), "chk_enet": upstream_id}
-        confirm = self._post(session, PATH_ENET_CANCEL, {**data, "btn_cnf": "申込を取り消す"})
-        if parse.page_info(confirm).errors:
-            raise self._refusal(confirm)
-        done = self._post(session, PATH_ENET_CANCEL, {**data, "wo_ctkn": self._ctkn(confirm, session),
-                                                      "btn_exe": "実行"})
-        if not any(MSG_ENET_CANCELLED in m for m in parse.page_info(done).oks):
-            raise self._refusal(done)
+        data = self._confirmed(session, PATH_ENET_CANCEL, data, "申込を取り消す")
+        self._executed(session, PATH_ENET_CANCEL, data, "実行", MSG_ENET_CANCELLED)
 
 
 # ---------------------------------------------------------------- helpers
