@@ -92,6 +92,7 @@ from mappers.status import renewal_reason
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+W = TypeVar("W", Loan, Hold)  # what a batched write gives back
 CONTENT_TYPE = "text/xml; charset=utf-8"
 
 
@@ -393,19 +394,26 @@ class SoapAdapter(Adapter):
                     _renewal_failed(loan_id, NotFound("no such loan", library=self.library.id))
                 )
                 continue
-            loan: Loan | None
-            try:
-                loan = self._renew_one(session, loan_id)
-            except UpstreamTimeout as exc:
-                loan = self._renewed_after_all(session, before[loan_id])
-                if loan is None:
-                    results.append(_renewal_failed(loan_id, exc.with_library(self.library.id)))
-                    continue
-            except GatewayError as exc:
-                results.append(_renewal_failed(loan_id, exc.with_library(self.library.id)))
-                continue
-            results.append(RenewalResult(loan_id=loan_id, ok=True, loan=loan))
+            loan = self._write_once(
+                functools.partial(self._renew_one, session, loan_id),
+                functools.partial(self._renewed_after_all, session, before[loan_id]),
+            )
+            results.append(
+                _renewal_failed(loan_id, loan) if isinstance(loan, GatewayError)
+                else RenewalResult(loan_id=loan_id, ok=True, loan=loan)
+            )
         return results
+
+    def _write_once(self, write: Callable[[], W], reread: Callable[[], W | None]) -> W | GatewayError:
+        """One write of a batch, never repeated: after a timeout the re-read state says whether
+        it happened (else the timeout stands); a refusal is returned for that item's result."""
+        try:
+            return write()
+        except UpstreamTimeout as exc:
+            done = reread()
+            return done if done is not None else exc.with_library(self.library.id)
+        except GatewayError as exc:
+            return exc.with_library(self.library.id)
 
     def _renew_one(self, session: UpstreamSession, loan_id: str) -> Loan:
         op = self.options.operations.renew
@@ -456,18 +464,14 @@ class SoapAdapter(Adapter):
                 contact_code=contact,
                 expires_on=request.expires_on,
             )
-            hold: Hold | None
-            try:
-                hold = self._place_one(session, record_id, values)
-            except UpstreamTimeout as exc:
-                hold = self._hold_for(session, record_id)
-                if hold is None:
-                    results.append(_hold_failed(record_id, exc.with_library(self.library.id)))
-                    continue
-            except GatewayError as exc:
-                results.append(_hold_failed(record_id, exc.with_library(self.library.id)))
-                continue
-            results.append(HoldResult(record_id=record_id, ok=True, hold=hold))
+            hold = self._write_once(
+                functools.partial(self._place_one, session, record_id, values),
+                functools.partial(self._hold_for, session, record_id),
+            )
+            results.append(
+                _hold_failed(record_id, hold) if isinstance(hold, GatewayError)
+                else HoldResult(record_id=record_id, ok=True, hold=hold)
+            )
         return results
 
     def _place_one(self, session: UpstreamSession, record_id: str, values: dict[str, Any]) -> Hold:
