@@ -254,15 +254,21 @@ def form_values(page: str) -> dict[str, str]:
     return data
 
 
+def _list_rows(page: str, table: str, rows: str, title_word: str, what: str) -> list[Node]:
+    """The rows of a list screen; none when the screen (its title has ``title_word``) says
+    there is nothing; any other page is ``UpstreamChanged``, never an empty list."""
+    t = _tree(page)
+    if t.css_first(table) is None:
+        if t.css_first(SEL_NONE) is not None and title_word in _text(t.css_first(SEL_TITLE)):
+            return []
+        raise _changed(what)
+    return list(t.css(rows))
+
+
 # ---------------------------------------------------------------- loans
 def parse_loans(page: str, library: str, today: date) -> list[Loan]:
-    t = _tree(page)
-    if t.css_first(SEL_LOAN_TABLE) is None:
-        if t.css_first(SEL_NONE) is not None and "貸出" in _text(t.css_first(SEL_TITLE)):
-            return []
-        raise _changed("loan list")
     loans = []
-    for row in t.css(SEL_LOAN_ROWS):
+    for row in _list_rows(page, SEL_LOAN_TABLE, SEL_LOAN_ROWS, "貸出", "loan list"):
         item = _text(_cell(row, COL_ITEM))
         due_text = _text(_cell(row, COL_DUE))
         if not item or not due_text:
@@ -328,13 +334,8 @@ def parse_renewal_results(page: str) -> list[RenewalLine]:
 
 # ---------------------------------------------------------------- holds
 def parse_holds(page: str, library: str) -> list[Hold]:
-    t = _tree(page)
-    if t.css_first(SEL_HOLD_TABLE) is None:
-        if t.css_first(SEL_NONE) is not None and "予約" in _text(t.css_first(SEL_TITLE)):
-            return []
-        raise _changed("hold list")
     holds = []
-    for row in t.css(SEL_HOLD_ROWS):
+    for row in _list_rows(page, SEL_HOLD_TABLE, SEL_HOLD_ROWS, "予約", "hold list"):
         hold_id = _text(_cell(row, COL_HOLD_NO))
         word = _text(_cell(row, COL_STATE))
         if not hold_id or not word:
@@ -485,14 +486,10 @@ def _stamp(text: str) -> datetime | None:
 
 
 def parse_enet_requests(page: str, code_to_pickup: dict[str, str] | None = None) -> list[UpstreamLending]:
-    t = _tree(page)
-    if t.css_first(SEL_ENET_TABLE) is None:
-        if t.css_first(SEL_NONE) is not None and "e-Net" in _text(t.css_first(SEL_TITLE)):
-            return []
-        raise _changed("e-Net request list")
+    rows = _list_rows(page, SEL_ENET_TABLE, SEL_ENET_ROWS, "e-Net", "e-Net request list")
     code_to_pickup = code_to_pickup or {}
     out = []
-    for row in t.css(SEL_ENET_ROWS):
+    for row in rows:
         rid = _text(_cell(row, COL_ENET_NO))
         word = _text(_cell(row, COL_STATE))
         if not rid or not word:
