@@ -39,7 +39,7 @@ from lxml import etree
 from pydantic import ValidationError
 from zeep.exceptions import Error as ZeepError
 
-from adapters.base import Adapter, UpstreamSession
+from adapters.base import Adapter, UpstreamSession, translate_transport_errors
 from adapters.soap.envelope import SoapFault, build_envelope, find_fault, parse_response
 from adapters.soap.mapping import (
     Context,
@@ -164,16 +164,10 @@ class SoapAdapter(Adapter):
         base = self.library.base_url
         return base + value if value.startswith(("/", "?")) else f"{base}/{value}"
 
+    @translate_transport_errors
     def _get(self, url: str) -> bytes:
         with self.client(follow_redirects=True) as http:
-            try:
-                resp = http.get(url)
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(f"no answer within {self.library.timeout:g} s") from exc
-            except httpx.TransportError as exc:
-                raise UpstreamUnavailable(
-                    f"cannot reach the library's system ({type(exc).__name__})"
-                ) from exc
+            resp = http.get(url)
         if resp.status_code >= 500:
             raise UpstreamUnavailable(f"the WSDL could not be fetched (HTTP {resp.status_code})")
         if resp.status_code >= 400:
@@ -216,17 +210,11 @@ class SoapAdapter(Adapter):
             raise UpstreamChanged("the WSDL names no soap:address and no endpoint is configured")
         return str(address)
 
+    @translate_transport_errors
     def _post(self, url: str, action: str | None, payload: bytes) -> httpx.Response:
         headers = {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{action or ""}"'}
         with self.client() as http:
-            try:
-                return http.post(url, content=payload, headers=headers)
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(f"no answer within {self.library.timeout:g} s") from exc
-            except httpx.TransportError as exc:
-                raise UpstreamUnavailable(
-                    f"cannot reach the library's system ({type(exc).__name__})"
-                ) from exc
+            return http.post(url, content=payload, headers=headers)
 
     def call(self, op: Operation, values: dict[str, Any]) -> dict[str, Any]:
         """One SOAP round trip: build, POST, parse; Faults become typed errors."""
