@@ -6,7 +6,8 @@ The same flow functions run live against the simulator in
 
     python -m tests.adapters.test_winj_account_flows
 
-Cassettes are scrubbed when recorded: password fields dropped, cookies removed,
+Cassettes are scrubbed when recorded (``winj_flows.winj_scrubber``): password fields
+dropped, cookies, Host, Date and Server headers removed,
 ``hid_session`` replaced, card numbers masked, loopback host:port → ``winj.test``.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from adapters.winj.adapter import WinjAdapter
+from fixtures.cassettes import vcr_for
 from gateway.config import sandbox_config
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.models import (
@@ -35,6 +37,7 @@ from gateway.models import (
     ProfileUpdate,
     Toggle,
 )
+from tests.adapters.winj_flows import winj_scrubber
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "recorded" / "winj" / "account"
@@ -212,69 +215,13 @@ def replay_adapter(library: str) -> WinjAdapter:
 
 
 # ================================================================== scrubbing
-SECRET_FIELDS = {"txt_password", "txt_newpassword", "txt_newpassword2", "txt_new_password", "txt_new_password2"}
-_HID = re.compile(rb'(name="hid_session" value=")[^"]*(")')
-
-
-def mask(card: str) -> str:
-    return "*" * (len(card) - 4) + card[-4:]
-
-
-def scrub_bytes(body: bytes) -> bytes:
-    body = _HID.sub(rb"\1SCRUBBED\2", body)
-    for card in CARDS:
-        body = body.replace(card.encode(), mask(card).encode())
-    return body
-
-
-def scrub_form(body: bytes) -> bytes:
-    # latin-1 both ways keeps Shift_JIS / EUC-JP form values byte for byte
-    pairs = urllib.parse.parse_qsl(body.decode("ascii", "replace"), keep_blank_values=True, encoding="latin-1")
-    out = []
-    for k, v in pairs:
-        if k in SECRET_FIELDS:
-            continue
-        if k == "hid_session":
-            v = "SCRUBBED"
-        if k == "txt_usercd" and len(v) > 4:
-            v = mask(v)
-        out.append((k, v))
-    return urllib.parse.urlencode(out, encoding="latin-1").encode("ascii")
-
-
-def scrub_request(request: Any) -> Any:
-    request.uri = re.sub(r"127\.0\.0\.1:\d+", HOST, request.uri)
-    for card in CARDS:
-        request.uri = request.uri.replace(card, mask(card))
-    for h in [h for h in request.headers if h.lower() == "cookie"]:
-        del request.headers[h]
-    if request.body:
-        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-        request.body = scrub_form(body)
-    return request
-
-
-def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    headers = response.get("headers", {})
-    for h in [h for h in headers if h.lower() == "set-cookie"]:
-        del headers[h]
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes):
-        response["body"]["string"] = scrub_bytes(body)
-    return response
+#: the winj scrubbing (tests/adapters/winj_flows.py) with this file's demo cards
+SCRUBBER = winj_scrubber(CARDS)
+scrub_bytes = SCRUBBER.bytes_
 
 
 def account_vcr(record_mode: str = "none") -> Any:
-    import vcr
-
-    return vcr.VCR(
-        cassette_library_dir=str(CASSETTES),
-        record_mode=record_mode,
-        match_on=["method", "scheme", "host", "port", "path", "query"],
-        before_record_request=scrub_request,
-        before_record_response=scrub_response,
-        decode_compressed_response=True,
-    )
+    return vcr_for(CASSETTES, record_mode=record_mode, scrubber=SCRUBBER)
 
 
 # ================================================================== replay tests

@@ -14,9 +14,8 @@ host:port is rewritten to ``winj.test`` so replays do not depend on a port.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.winj import WinjAdapter
+from fixtures.cassettes import Scrubber, make_scrubber, vcr_for
 from gateway.config import LibraryConfig, sandbox_config
 from gateway.errors import (
     AccountBlocked,
@@ -246,71 +246,29 @@ def replay_library(library: str) -> LibraryConfig:
 
 
 # ------------------------------------------------------------------ scrubbing
-_SECRET_FIELDS = {"txt_password", "txt_new_password", "txt_new_password2"}
-_HID_INPUT = re.compile(rb'(name="hid_session" value=")[^"]*(")')
+#: every password field of the winj forms (login, password change, 利用者情報変更)
+SECRET_FIELDS = frozenset({"txt_password", "txt_new_password", "txt_new_password2",
+                           "txt_newpassword", "txt_newpassword2"})
 
 
-def _mask(card: str) -> str:
-    return "*" * (len(card) - 4) + card[-4:]
+def winj_scrubber(cards: Iterable[str]) -> Scrubber:
+    """The winj scrubbing (``fixtures.cassettes``): password fields dropped, ``hid_session``
+    replaced in forms and pages, ``cards`` masked, the loopback host:port → ``winj.test``;
+    no cookies, and no Host/Date/Server either, so a re-recording only differs where the
+    pages do."""
+    return make_scrubber(
+        drop_form_fields=SECRET_FIELDS, scrub_form_fields={"hid_session"}, card_form_fields={"txt_usercd"},
+        scrub_hidden_inputs=("hid_session",), card_numbers=cards, replay_host=HOST,
+        drop_headers={"cookie", "host", "set-cookie", "date", "server"},
+    )
 
 
-def scrub_bytes(body: bytes) -> bytes:
-    body = _HID_INPUT.sub(rb"\1SCRUBBED\2", body)
-    for card in ALL_CARDS:  # whole numbers only: a record id may contain the digits
-        body = re.sub(rb"(?<![0-9])" + card.encode() + rb"(?![0-9])", _mask(card).encode(), body)
-    return body
-
-
-def scrub_form(body: bytes) -> bytes:
-    # latin-1 both ways keeps the portal's charset (Shift_JIS, EUC-JP) byte for byte
-    pairs = urllib.parse.parse_qsl(body.decode("ascii", "replace"), keep_blank_values=True, encoding="latin-1")
-    out = []
-    for k, v in pairs:
-        if k in _SECRET_FIELDS:
-            continue  # never write a password, not even a masked one
-        if k == "hid_session":
-            v = "SCRUBBED"
-        if k == "txt_usercd":
-            v = _mask(v) if len(v) > 4 else v
-        out.append((k, v))
-    # parse_qsl decoded %xx as latin-1-ish; re-quote byte-for-byte
-    return urllib.parse.urlencode(out, encoding="latin-1", errors="strict").encode("ascii")
-
-
-def scrub_request(request: Any) -> Any:
-    request.uri = re.sub(r"127\.0\.0\.1:\d+", HOST, request.uri)
-    for card in ALL_CARDS:
-        request.uri = request.uri.replace(card, _mask(card))
-    for h in [h for h in request.headers if h.lower() in ("cookie", "host")]:
-        del request.headers[h]
-    if request.body:
-        body = request.body if isinstance(request.body, bytes) else str(request.body).encode()
-        request.body = scrub_form(body)
-    return request
-
-
-def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
-    headers = response.get("headers", {})
-    # no cookies; no Date/Server either, so a re-recording only differs where the pages do
-    for h in [h for h in headers if h.lower() in ("set-cookie", "date", "server")]:
-        del headers[h]
-    body = response.get("body", {}).get("string")
-    if isinstance(body, bytes):
-        response["body"]["string"] = scrub_bytes(body)
-    return response
+SCRUBBER = winj_scrubber(ALL_CARDS)
+scrub_bytes = SCRUBBER.bytes_
 
 
 def cassette_vcr(record_mode: str = "none") -> Any:
-    import vcr
-
-    return vcr.VCR(
-        cassette_library_dir=str(CASSETTES),
-        record_mode=record_mode,
-        match_on=["method", "scheme", "host", "port", "path", "query"],
-        before_record_request=scrub_request,
-        before_record_response=scrub_response,
-        decode_compressed_response=True,
-    )
+    return vcr_for(CASSETTES, record_mode=record_mode, scrubber=SCRUBBER)
 
 
 # ------------------------------------------------------------------ recording
