@@ -37,7 +37,7 @@ from gateway.models import (
     ProfileUpdate,
     Toggle,
 )
-from tests.adapters.winj_flows import winj_scrubber
+from tests.adapters.winj_flows import live_app, winj_scrubber
 
 ROOT = Path(__file__).resolve().parents[2]
 CASSETTES = ROOT / "recorded" / "winj" / "account"
@@ -191,22 +191,8 @@ def noon_today(library: str) -> datetime:
 def live_adapter(library: str) -> Iterator[tuple[WinjAdapter, Any]]:
     """(adapter, simulator app) on loopback; the simulator's clock is frozen at noon
     today (outside Kumamoto's 04:00–05:00 maintenance window)."""
-    from fixtures.registry import serve_app
-    from fixtures.winj import create_app
-    from fixtures.winj.portal import EXT_KEY
-
-    app = create_app(library)
-    frozen = noon_today(library)
-    app.extensions[EXT_KEY].clock = lambda: frozen
-    server = serve_app(app, name=library)
-    lib = sandbox_config().libraries[library].model_copy(update={"base_url": server.url + "/winj/opac"})
-    adapter = WinjAdapter(lib)
-    adapter.today = lambda: frozen.date()  # type: ignore[method-assign]
-    try:
-        yield adapter, app
-    finally:
-        adapter.close()
-        server.stop()
+    with live_app(library, noon_today(library)) as pair:
+        yield pair
 
 
 def replay_adapter(library: str) -> WinjAdapter:

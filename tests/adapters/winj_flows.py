@@ -219,26 +219,35 @@ def flows_for(library: str) -> dict[str, Callable[[WinjAdapter, Case], Any]]:
 
 # ------------------------------------------------------------------ live simulator
 @contextmanager
-def live_adapter(library: str, frozen: datetime | None = FROZEN) -> Iterator[tuple[WinjAdapter, Any]]:
-    """(adapter, simulator state) against a fresh simulator on loopback."""
+def live_app(library: str, frozen: datetime | None = FROZEN) -> Iterator[tuple[WinjAdapter, Any]]:
+    """(adapter, simulator Flask app) against a fresh simulator on loopback; with
+    ``frozen`` the simulator's clock and the adapter's today stand still there."""
     from fixtures.registry import serve_app
     from fixtures.winj import create_app
     from fixtures.winj.portal import EXT_KEY
 
     app = create_app(library)
-    st = app.extensions[EXT_KEY]
     if frozen is not None:
-        st.clock = lambda: frozen
+        app.extensions[EXT_KEY].clock = lambda: frozen
     server = serve_app(app, name=library)
     lib = sandbox_config().libraries[library].model_copy(update={"base_url": server.url + "/winj/opac"})
     adapter = WinjAdapter(lib)
     if frozen is not None:
         adapter.today = lambda: frozen.date()  # type: ignore[method-assign]
     try:
-        yield adapter, st
+        yield adapter, app
     finally:
         adapter.close()
         server.stop()
+
+
+@contextmanager
+def live_adapter(library: str, frozen: datetime | None = FROZEN) -> Iterator[tuple[WinjAdapter, Any]]:
+    """(adapter, simulator state) against a fresh simulator on loopback."""
+    from fixtures.winj.portal import EXT_KEY
+
+    with live_app(library, frozen) as (adapter, app):
+        yield adapter, app.extensions[EXT_KEY]
 
 
 def replay_library(library: str) -> LibraryConfig:
