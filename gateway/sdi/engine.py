@@ -1,18 +1,24 @@
 """The SDI matching engine: every alert against a feed in one pass.
 
-Instead of a loop of alerts × records, all normalised alert values go into one
-Aho–Corasick automaton (pyahocorasick) and the feed is scanned once:
+Instead of a loop of alerts × records, the normalised alert values go into
+Aho–Corasick automata (pyahocorasick), one per field, and the feed is scanned once:
 
-1. Records are taken in batches.  A batch's occurrences are joined (U+0000
-   between occurrences, U+0001 between fields) and normalised with one call, then
-   scanned with one automaton pass over its UTF-8 bytes.  A hit is a *key*,
-   ``pattern id * 8 + field``; its position says which record and field it is in.
-2. An index from key to alerts says what a hit means: for an alert with a single
+1. Each field has its own automaton, holding the values of the conditions on
+   that field and on ``any``.  A title value is never looked for in an author
+   text, so there are fewer hits, and a smaller automaton scans faster.  The
+   value stored for a pattern is its *key*, ``pattern id * 8 + field``.
+2. Records are taken in batches.  A batch's occurrences are laid out as one text
+   per field (U+0000 between occurrences, U+0001 between records), the five texts
+   are joined with U+0002, normalised with one call and split again, and each is
+   scanned with one automaton pass over its UTF-8 bytes.  A hit's position says
+   which record it is in (bisect over the record boundaries).
+3. An index from key to alerts says what a hit means: for an alert with a single
    ``contains`` condition the hit *is* a match; for any other alert it makes the
    alert a *candidate*, and only candidates are evaluated (their conditions are
-   looked up in the batch's key set).  ``any`` conditions are indexed under the
-   keys of all five fields.
-3. Two kinds of alert can match a record with no hit at all, and are handled
+   looked up in the batch's set of hit keys).  ``any`` conditions are indexed
+   under the keys of all five fields.  Hits of keys that concern no open alert are
+   dropped before any per-hit Python code runs.
+4. Two kinds of alert can match a record with no hit at all, and are handled
    apart (while any is open, batches take a record-by-record path):
 
    * "default-true" alerts — ``match: all`` with only ``not_contains`` conditions,
@@ -23,7 +29,7 @@ Aho–Corasick automaton (pyahocorasick) and the feed is scanned once:
    * alerts with a value that normalises to the empty string (a substring of
      every occurrence: "the field is present"), evaluated on every record.
 
-4. Per alert and per run the first ``max_results`` matching records in feed
+5. Per alert and per run the first ``max_results`` matching records in feed
    order are reported, never a record already reported to that alert (in earlier
    runs — the ``reported`` sets passed in — or earlier in this run).  A full
    alert is removed from the index and costs nothing more.
@@ -36,19 +42,27 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import accumulate, islice, repeat
-from operator import add, floordiv, itemgetter, mod, mul
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, itemgetter, mul
 from typing import Any, NamedTuple, Protocol
 
-import ahocorasick
+import ahocorasick_rs
 
 from gateway.sdi.fields import ANY, FIELD_INDEX_WITH_ANY, FIELDS, FeedRecord
-from gateway.sdi.normalize import NormalizeCache, normalize
+from gateway.sdi.normalize import NormalizeCache, normalize, normalize_utf8
 
 BATCH = 1024  # records normalised and scanned together (bigger keeps the automaton in cache)
 N_FIELDS = len(FIELDS)
 STEP = 8  # key = pattern id * STEP + field index
+
+# Separators of the batch texts (see Engine._scan).  None is whitespace, each is an
+# NFKC-stable starter that composes with nothing, and casefold and the kana fold
+# leave them alone, so normalising the joined text equals joining the normalised
+# parts.
+OCC_SEP = "\x00"  # between the occurrences of one field of one record
+REC_SEP = "\x01"  # between records, in one field's text
+FIELD_SEP = "\x02"  # between the five field texts, only while normalising
+REC_SEP_B, FIELD_SEP_B = REC_SEP.encode(), FIELD_SEP.encode()
 
 
 class ConditionLike(Protocol):
@@ -75,15 +89,13 @@ class NoConditions(ValueError):
     """An alert without conditions (the API answers 400; it would match nothing)."""
 
 
-@dataclass(slots=True)
-class _Cond:
+class _Cond(NamedTuple):
     keys: tuple[int, ...]  # hit keys that make it "found"; () for an empty value
     field: int  # field index (ANY = 5)
     negated: bool
 
 
-@dataclass(slots=True)
-class _Compiled:
+class _Compiled(NamedTuple):
     index: int
     id: str
     match_all: bool
@@ -91,9 +103,10 @@ class _Compiled:
     max_results: int
     default_true: bool
     always: bool
-    # hit keys under which the alert is indexed: a hit on one of them makes it a
-    # match (single condition) or a candidate
-    trigger_keys: frozenset[int] = frozenset()
+    # A hit on one of these keys makes the alert a match (`single`: one contains
+    # condition) or a candidate to evaluate.
+    trigger_keys: tuple[int, ...]
+    single: bool
 
 
 def _cond_parts(cond: Any) -> tuple[str, str, str]:
@@ -109,16 +122,8 @@ def _alert_parts(alert: Any) -> tuple[str, Sequence[Any], str, int, bool]:
     return alert.id, alert.conditions, alert.match, alert.max_results, alert.active
 
 
-def _bytes_as_str(text: str) -> str:
-    """UTF-8 bytes of ``text`` as a str of code points < 256.
-
-    pyahocorasick finds a node's child by a linear scan, so an automaton over
-    thousands of kanji is slow at every node with many children (the root above
-    all).  Over UTF-8 bytes no node has more than 256 children, and UTF-8 is
-    self-synchronising: a pattern can only match at character boundaries, so the
-    matches are exactly those of the text.  Measured: 5-20× faster on Japanese.
-    """
-    return text.encode("utf-8", "surrogatepass").decode("latin-1")
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 class Engine:
@@ -127,6 +132,8 @@ class Engine:
 
     def __init__(self, alerts: Iterable[AlertLike | Mapping[str, Any]]) -> None:
         self._patterns: dict[str, int] = {}
+        # per field: normalised value → key, the words of that field's automaton
+        words: list[dict[str, int]] = [{} for _ in FIELDS]
         self._alerts: list[_Compiled] = []
         for alert in alerts:
             alert_id, conditions, match, max_results, active = _alert_parts(alert)
@@ -147,8 +154,10 @@ class Engine:
                     pid = self._patterns.get(norm)
                     if pid is None:
                         pid = self._patterns[norm] = len(self._patterns)
-                    base = pid * STEP
-                    keys = tuple(base + f for f in range(N_FIELDS)) if field_index == ANY else (base + field_index,)
+                    fields = range(N_FIELDS) if field_index == ANY else (field_index,)
+                    keys = tuple(pid * STEP + f for f in fields)
+                    for f, key in zip(fields, keys):
+                        words[f][norm] = key
                 compiled.append(_Cond(keys, field_index, op == "not_contains"))
                 lengths.append(len(norm))
             match_all = match == "all"
@@ -156,29 +165,43 @@ class Engine:
             always = any(not c.keys for c in compiled)
             default_true = not always and (all(negs) if match_all else any(negs))
             if always:
-                trigger: frozenset[int] = frozenset()
+                trigger: tuple[int, ...] = ()
             elif match_all and not default_true:
                 # Every contains must hit, so one of them is enough to index it by:
                 # the longest value, likely the rarest — fewer candidates to evaluate.
                 anchor = max((i for i, c in enumerate(compiled) if not c.negated), key=lengths.__getitem__)
-                trigger = frozenset(compiled[anchor].keys)
+                trigger = compiled[anchor].keys
             else:
                 # `any` (some contains hit) and default-true alerts (no key hit ⇒ match)
                 # need every key.
-                trigger = frozenset(k for c in compiled for k in c.keys)
+                trigger = tuple(dict.fromkeys(k for c in compiled for k in c.keys))
+            single = len(compiled) == 1 and not compiled[0].negated
             self._alerts.append(_Compiled(len(self._alerts), alert_id, match_all, tuple(compiled),
-                                          max_results, default_true, always, trigger))
-        self._automaton: Any = None
-        if self._patterns:
-            automaton = ahocorasick.Automaton()
-            for value, pid in self._patterns.items():
-                automaton.add_word(_bytes_as_str(value), pid * STEP)
-            automaton.make_automaton()
-            self._automaton = automaton
-        # Batch keys carry the record's place in the batch: key + record index * stride.
+                                          max_results, default_true, always, trigger, single))
+        # One automaton per field (None when no condition looks at the field), over
+        # UTF-8 bytes, with the key of each of its patterns.
+        self._automata: list[tuple[Any, list[int]] | None] = []
+        for field_words in words:
+            if field_words:
+                automaton = ahocorasick_rs.BytesAhoCorasick(list(map(_utf8, field_words)))
+                self._automata.append((automaton, list(field_words.values())))
+            else:
+                self._automata.append(None)
+        self._scanned = [f for f, a in enumerate(self._automata) if a is not None]
+        self._tests = [_test(a) for a in self._alerts]
+        # Keys are < stride; batch keys carry the record's place in the batch:
+        # key + record index * stride.
         self._stride = STEP * (len(self._patterns) + 1)
-        # See _scan: alert values containing a separator force the per-field path.
-        self._joined_ok = not any(("\x00" in v or "\x01" in v) for v in self._patterns)
+        # The index, by key (see iter_matches, which takes a copy per run).
+        lists: dict[int, tuple[list[int], list[int]]] = {}
+        for a in self._alerts:
+            for key in a.trigger_keys:
+                lists.setdefault(key, ([], []))[0 if a.single else 1].append(a.index)
+        self._trig: list[_Entry | None] = [None] * self._stride
+        for key, (single, other) in lists.items():
+            self._trig[key] = (tuple(single), tuple(other))
+        # See _scan: alert values containing a separator force the per-occurrence path.
+        self._joined_ok = not any((OCC_SEP in v or REC_SEP in v) for v in self._patterns)
         self._norm = NormalizeCache()
 
     @property
@@ -196,43 +219,54 @@ class Engine:
     # ---------------------------------------------------------------- scanning
 
     def _scan(self, batch: list[FeedRecord]) -> tuple[list[int], list[int]]:
-        """(record index in batch, key) of every hit of a batch, in text order.
+        """(record index in batch, key) of every hit of a batch.
 
-        The batch is normalised with one :func:`normalize` call and scanned with one
-        automaton pass: occurrences are joined with U+0000, fields (five per record,
-        all records) with U+0001.  Neither is whitespace, both are NFKC-stable
-        starters that compose with nothing, casefold and the kana fold leave them
-        alone — so normalising the joined text equals joining the normalised parts
-        — and no pattern contains them, so no hit spans two occurrences.  A batch
-        whose texts already contain one (never seen in MARC, but possible) takes
-        the per-field path.
+        One text per scanned field: the field's occurrences of every record of the
+        batch, U+0000 between occurrences, U+0001 between records.  The texts are
+        joined with U+0002 and normalised with one :func:`normalize_utf8` call
+        (see the separators above: that equals normalising each occurrence), then
+        each is scanned with one pass of its field's automaton.  No pattern
+        contains U+0000 or U+0001, so no hit spans two occurrences or records.
+
+        A record text that already contains U+0001 or U+0002 (never seen in MARC,
+        but possible) would shift the records: then the split gives more parts
+        than expected and the batch takes the per-occurrence path.  A U+0000 in a
+        text is harmless: no pattern contains it, in the batch text or alone.
         """
-        automaton_iter = self._automaton.iter
-        occs = [occ for r in batch for occ in r.occurrences]
-        flat = list(map("\x00".join, occs))
-        big = "\x01".join(flat)
-        if (self._joined_ok and big.count("\x01") == len(flat) - 1
-                and big.count("\x00") == sum(map(len, occs)) - sum(map(bool, occs))):
-            text = _bytes_as_str(normalize(big))
-            hits = list(automaton_iter(text))
+        if not self._joined_ok:
+            return self._scan_each(batch)
+        occurrences = [r.occurrences for r in batch]
+        big = FIELD_SEP.join([REC_SEP.join(map(OCC_SEP.join, map(itemgetter(f), occurrences)))
+                              for f in self._scanned])
+        texts = normalize_utf8(big).split(FIELD_SEP_B)
+        parts = [text.split(REC_SEP_B) for text in texts]
+        if len(texts) != len(self._scanned) or any(len(p) != len(batch) for p in parts):
+            return self._scan_each(batch)
+        records: list[int] = []
+        keys: list[int] = []
+        for f, text, record_texts in zip(self._scanned, texts, parts):
+            automaton, key_of = self._automata[f]
+            hits = automaton.find_matches_as_indexes(text, overlapping=True)  # (pattern, start, end)
             if not hits:
-                return [], []
-            n = len(hits)
-            # bounds[j] = where field j + 1 starts; a hit ending at `end` lies in field bisect(bounds, end)
-            bounds = list(accumulate(map((1).__add__, map(len, text.split("\x01")))))
-            fields = list(map(bisect_right, repeat(bounds, n), map(itemgetter(0), hits)))
-            records = list(map(floordiv, fields, repeat(N_FIELDS, n)))
-            keys = list(map(add, map(itemgetter(1), hits), map(mod, fields, repeat(N_FIELDS, n))))
-            return records, keys
-        # The careful path: each occurrence normalised and scanned on its own.
+                continue
+            # bounds[i] = where record i + 1 starts: a hit starting at `start` is in record bisect(bounds, start)
+            bounds = list(accumulate(map((1).__add__, map(len, record_texts))))
+            records += map(bisect_right, repeat(bounds, len(hits)), map(itemgetter(1), hits))
+            keys += map(key_of.__getitem__, map(itemgetter(0), hits))
+        return records, keys
+
+    def _scan_each(self, batch: list[FeedRecord]) -> tuple[list[int], list[int]]:
+        """The careful path of :meth:`_scan`: each occurrence normalised and scanned on its own."""
         norm = self._norm
         records, keys = [], []
         for record_index, record in enumerate(batch):
-            for field_index, occurrences in enumerate(record.occurrences):
-                for occurrence in occurrences:
-                    for _end, base in automaton_iter(_bytes_as_str(norm(occurrence))):
+            for f in self._scanned:
+                automaton, key_of = self._automata[f]
+                for occurrence in record.occurrences[f]:
+                    for pattern, _start, _end in automaton.find_matches_as_indexes(_utf8(norm(occurrence)),
+                                                                                   overlapping=True):
                         records.append(record_index)
-                        keys.append(base + field_index)
+                        keys.append(key_of[pattern])
         return records, keys
 
     # ---------------------------------------------------------------- matching
@@ -242,21 +276,17 @@ class Engine:
         runs) is read, never modified; records reported now are tracked internally.
         Records are consumed in batches of :data:`BATCH`."""
         alerts = self._alerts
+        tests = self._tests
         remaining = [a.max_results for a in alerts]
         seen: list[set[str]] = [set((reported or {}).get(a.id, ())) for a in alerts]
-        # key → (alerts for which the hit is a match, alerts for which it makes a candidate);
-        # a per-run copy, because a full alert is taken out of it.
-        trig: dict[int, tuple[list[int], list[int]]] = {}
-        for a in alerts:
-            if a.always:
-                continue
-            single = len(a.conditions) == 1 and not a.conditions[0].negated
-            for key in a.trigger_keys:
-                trig.setdefault(key, ([], []))[0 if single else 1].append(a.index)
+        stride = self._stride
+        # trig[key] = (alerts for which a hit of the key is a match, alerts for which it
+        # makes a candidate), or None when it concerns no open alert.  A per-run copy,
+        # because a full alert is taken out of it.
+        trig = list(self._trig)
         default_open = {a.index for a in alerts if a.default_true}
         always_open = {a.index for a in alerts if a.always}
-        open_count = len(alerts)
-        stride = self._stride
+        open_count = n_alerts = len(alerts)
         it = iter(records)
         while True:
             batch = list(islice(it, BATCH))
@@ -264,86 +294,109 @@ class Engine:
                 return
             if open_count == 0:
                 continue  # keep consuming: the caller counts what was read
-            rec_of_hit, keys = self._scan(batch) if self._automaton is not None else ([], [])
-            if not keys and not default_open and not always_open:
-                continue
-            n = len(keys)
-            batch_keys = set(map(add, keys, map(mul, rec_of_hit, repeat(stride, n))))
-            # what each record's hits trigger: {record index: (matched, candidates)}
-            triggered: dict[int, tuple[set[int], set[int]]] = {}
-            for record_index, t in zip(rec_of_hit, map(trig.get, keys)):
-                if t is None:
+            rec_of_hit, keys = self._scan(batch) if self._scanned else ([], [])
+            # What the hits mean, as (record, alert) pairs coded as one int,
+            # record index * n_alerts + alert index, so that sorting them gives feed
+            # order and alert order.  Hits of keys that concern no open alert (most
+            # of them) are dropped by compress; all of this runs at C speed.
+            entries = list(map(trig.__getitem__, keys))
+            hit_records = list(map(mul, compress(rec_of_hit, entries), repeat(n_alerts)))
+            entries = list(filter(None, entries))
+            matched = _pairs(hit_records, list(map(itemgetter(0), entries)))
+            candidates = _pairs(hit_records, list(map(itemgetter(1), entries)))
+            if always_open:  # evaluated on every record
+                candidates.update(r + a for r in range(0, len(batch) * n_alerts, n_alerts) for a in always_open)
+            batch_keys: set[int] = set()
+            if candidates:
+                # every hit's key, offset by its record's place in the batch: what _holds looks up
+                batch_keys = set(map(add, keys, map(mul, rec_of_hit, repeat(stride))))
+            for index in default_open:
+                # Where none of its keys hit, every not_contains holds and no contains
+                # does → a match.  Only the first `remaining` such records (by new
+                # record id) can be reported, so the others are not even listed.
+                listed: set[str] = set()
+                for record_index in range(len(batch)):
+                    pair = record_index * n_alerts + index
+                    record_id = batch[record_index].id
+                    if pair not in candidates and record_id not in seen[index] and record_id not in listed:
+                        matched.add(pair)
+                        listed.add(record_id)
+                        if len(listed) >= remaining[index]:
+                            break
+            # Matches and candidates in one sorted list (pair * 2, + 1 for a candidate):
+            # a candidate is evaluated only when its turn comes and the alert is still
+            # open, so alerts that fill up within the batch cost no evaluations.
+            for code in sorted(chain(map(mul, matched, repeat(2)), map(add, map(mul, candidates, repeat(2)),
+                                                                          repeat(1)))):
+                pair, is_candidate = divmod(code, 2)
+                record_index, index = divmod(pair, n_alerts)
+                # (an alert may have filled up earlier in this batch)
+                if remaining[index] <= 0:
                     continue
-                entry = triggered.get(record_index)
-                if entry is None:
-                    entry = triggered[record_index] = (set(t[0]), set(t[1]))
-                else:
-                    entry[0].update(t[0])
-                    entry[1].update(t[1])
-            if default_open or always_open:
-                order: Iterable[int] = range(len(batch))  # records without hits can match too
-            else:
-                order = triggered
-            for record_index in order:
-                entry = triggered.get(record_index)
-                matched, candidates = entry if entry is not None else (set(), set())
                 record = batch[record_index]
-                if always_open:
-                    candidates = candidates | always_open
-                if candidates:
-                    offset = record_index * stride
-                    for index in candidates - matched:
-                        if remaining[index] > 0 and _holds(alerts[index], batch_keys, offset, record):
-                            matched.add(index)
-                if default_open:
-                    # None of its keys hit: every not_contains holds, no contains does → match.
-                    matched |= default_open - candidates
-                if not matched:
+                if record.id in seen[index]:
                     continue
-                record_id = record.id
-                for index in sorted(matched) if len(matched) > 1 else matched:
-                    # (an alert may have filled up earlier in this batch)
-                    if record_id in seen[index] or remaining[index] <= 0:
-                        continue
-                    seen[index].add(record_id)
-                    remaining[index] -= 1
-                    if remaining[index] == 0:
-                        open_count -= 1
-                        self._close(alerts[index], trig, default_open, always_open)
-                    yield Match(alerts[index].id, record_id, record.title)
+                if is_candidate and not _holds(tests[index], batch_keys, record_index * stride, record):
+                    continue
+                seen[index].add(record.id)
+                remaining[index] -= 1
+                if remaining[index] == 0:
+                    open_count -= 1
+                    _close(alerts[index], trig, default_open, always_open)
+                yield Match(alerts[index].id, record.id, record.title)
 
-    @staticmethod
-    def _close(alert: _Compiled, trig: dict[int, tuple[list[int], list[int]]],
-               default_open: set[int], always_open: set[int]) -> None:
-        default_open.discard(alert.index)
-        always_open.discard(alert.index)
-        for key in alert.trigger_keys:
-            entry = trig.get(key)
-            if entry is None:
-                continue
-            for lst in entry:
-                if alert.index in lst:
-                    lst.remove(alert.index)
-            if not entry[0] and not entry[1]:
-                del trig[key]  # hits of this key no longer concern anyone
+
+def _pairs(hit_records: list[int], alert_lists: list[tuple[int, ...]]) -> set[int]:
+    """{record part + alert index} for every hit and every alert of its list."""
+    return set(map(add, chain.from_iterable(map(repeat, hit_records, map(len, alert_lists))),
+                   chain.from_iterable(alert_lists)))
+
+
+_Entry = tuple[tuple[int, ...], tuple[int, ...]]  # (alerts matched, alerts made candidates)
+# How _holds evaluates an alert: (want, ((key or -1, negated, condition), ...)); see _test.
+_Test = tuple[bool, tuple[tuple[int, bool, _Cond], ...]]
+
+
+def _test(alert: _Compiled) -> _Test:
+    """An alert's conditions as plain tuples for :func:`_holds` (the hot path).
+
+    ``want`` is True for ``any`` (it succeeds on the first true condition) and False
+    for ``all`` (it fails on the first false one).  A condition with one key (a
+    non-empty value on one field, the usual case) carries that key; the others
+    (``any`` field, empty value) carry -1 and are looked at by :func:`_found`.
+    """
+    return (not alert.match_all,
+            tuple((c.keys[0] if len(c.keys) == 1 else -1, c.negated, c) for c in alert.conditions))
+
+
+def _close(alert: _Compiled, trig: list[_Entry | None], default_open: set[int], always_open: set[int]) -> None:
+    """Take a full alert out of the index: its keys' hits no longer concern it."""
+    default_open.discard(alert.index)
+    always_open.discard(alert.index)
+    index = alert.index
+    for key in alert.trigger_keys:
+        entry = trig[key]
+        if entry is None:
+            continue
+        single = tuple(i for i in entry[0] if i != index)
+        other = tuple(i for i in entry[1] if i != index)
+        # a key that concerns no open alert is dropped before the per-hit loop
+        trig[key] = (single, other) if single or other else None
 
 
 def _found(cond: _Cond, batch_keys: set[int], offset: int, record: FeedRecord) -> bool:
-    keys = cond.keys
-    if len(keys) == 1:
-        return keys[0] + offset in batch_keys
-    if keys:
-        return any(k + offset in batch_keys for k in keys)
+    if cond.keys:  # an `any` condition: a hit in one of the five fields
+        return not batch_keys.isdisjoint(map(add, cond.keys, repeat(offset)))
     # an empty value is a substring of every occurrence: "the field is present"
     occ = record.occurrences
     return any(occ) if cond.field == ANY else bool(occ[cond.field])
 
 
-def _holds(alert: _Compiled, batch_keys: set[int], offset: int, record: FeedRecord) -> bool:
-    want = not alert.match_all  # `all` fails on the first false, `any` succeeds on the first true
-    for cond in alert.conditions:
-        keys = cond.keys
-        found = (keys[0] + offset in batch_keys) if len(keys) == 1 else _found(cond, batch_keys, offset, record)
-        if (found != cond.negated) == want:
+def _holds(test: _Test, batch_keys: set[int], offset: int, record: FeedRecord) -> bool:
+    """Whether an alert's conditions hold for the record at ``offset`` of the batch."""
+    want, conditions = test
+    for key, negated, cond in conditions:
+        found = (key + offset in batch_keys) if key >= 0 else _found(cond, batch_keys, offset, record)
+        if (found != negated) == want:
             return want
     return not want

@@ -1,8 +1,10 @@
 """Normalisation: NFKC → casefold → katakana→hiragana → no whitespace."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.sdi.normalize import NormalizeCache, normalize
+from gateway.sdi.normalize import _KANA_TABLE, NormalizeCache, fold_kana, normalize, normalize_utf8
 
 
 @pytest.mark.parametrize(
@@ -30,3 +32,26 @@ def test_cache_equals_plain_and_stays_bounded() -> None:
     words = ["アイ", "ウエ", "オカ", "キク", "アイ"]
     assert [cache(w) for w in words] == [normalize(w) for w in words]
     assert len(cache._cache) <= 3
+
+
+# The engine's batch path (normalize_utf8, fold_kana) must give exactly what the
+# plain definition gives: every whitespace character, characters that NFKC turns
+# into a space plus a combining mark, the kana range and its edges, astral
+# characters, lone surrogates and the engine's separators.
+_SPACES = [chr(cp) for cp in range(0x10000) if chr(cp).isspace()]
+_EDGES = ["\u30a0", "\u30a1", "\u30f6", "\u30f7", "\u3041", "\u3096", "\u00a8", "\u00b4", "ß", "ﬀ", "Ａ",
+          "ｶ", "ﾞ", "\u3099", "\U0001f600", "\U00020b9f", "\ud800", "\udc80", "\x00", "\x01", "\x02", "-"]
+_ALPHABET = st.one_of(st.sampled_from(_SPACES + _EDGES), st.characters(min_codepoint=0x3000, max_codepoint=0x30FF),
+                      st.characters())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_ALPHABET, max_size=40))
+def test_batch_normalisation_equals_plain(text: str) -> None:
+    assert fold_kana(text) == text.translate(_KANA_TABLE)
+    assert normalize_utf8(text) == normalize(text).encode("utf-8", "surrogatepass")
+
+
+def test_wide_spaces_are_removed_on_the_batch_path() -> None:
+    text = "サンタ\u2028クロース\x85 ｻﾝﾀ\u3000\u1680ＳＡＮＴＡ\u2029"
+    assert normalize_utf8(text) == "さんたくろーすさんたsanta".encode()

@@ -8,10 +8,13 @@ inactive, small max_results, earlier reports), written as ISO 2709 and read back
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.feeds.marcgen import encode_iso2709
+import gateway.sdi.engine as engine_module
 from gateway.sdi.engine import Engine
 from gateway.sdi.feed import FeedStats, read_feed_bytes
 from gateway.sdi.reference import reference_matches
@@ -68,5 +71,22 @@ def test_engine_equals_reference(records: list[bytes], alert_list: list[dict], e
     for index, rid in earlier:
         reported.setdefault(f"a{index}", set()).add(rid)
     got = Engine(alert_list).run(read_feed_bytes(feed, "marc21", FeedStats()), reported)
+    want = reference_matches(pymarc_records(feed), alert_list, reported)
+    assert got == want
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(marc_record(), min_size=0, max_size=8), alert_list=alerts(),
+       earlier=st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["R1", "R2", "R3"])), max_size=3))
+def test_engine_equals_reference_across_batches(records: list[bytes], alert_list: list[dict],
+                                                earlier: list) -> None:
+    """The same with batches of 2 records: alerts fill up and leave the index
+    between batches, default-true alerts stay open over several."""
+    feed = b"".join(records)
+    reported: dict[str, set[str]] = {}
+    for index, rid in earlier:
+        reported.setdefault(f"a{index}", set()).add(rid)
+    with patch.object(engine_module, "BATCH", 2):
+        got = Engine(alert_list).run(read_feed_bytes(feed, "marc21", FeedStats()), reported)
     want = reference_matches(pymarc_records(feed), alert_list, reported)
     assert got == want
