@@ -13,8 +13,8 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.feeds.marcgen import encode_iso2709
 import gateway.sdi.engine as engine_module
+from fixtures.feeds.marcgen import encode_iso2709
 from gateway.sdi.engine import Engine
 from gateway.sdi.feed import FeedStats, read_feed_bytes
 from gateway.sdi.reference import reference_matches
