@@ -23,9 +23,8 @@ CODECS = {"UTF-8": "utf-8", "Shift_JIS": "cp932", "EUC-JP": "euc_jp"}
 
 class Portal:
     def __init__(self, library: str) -> None:
-        self.app = create_app(library)
+        self.app = create_app(library, clock=lambda: FROZEN)
         self.state = self.app.extensions[EXT_KEY]
-        self.state.clock = lambda: FROZEN
         self.c = self.app.test_client()
         self.codec = CODECS[self.state.charset]
         self.hid = ""

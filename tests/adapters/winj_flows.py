@@ -224,11 +224,8 @@ def live_app(library: str, frozen: datetime | None = FROZEN) -> Iterator[tuple[W
     ``frozen`` the simulator's clock and the adapter's today stand still there."""
     from fixtures.registry import serve_app
     from fixtures.winj import create_app
-    from fixtures.winj.portal import EXT_KEY
 
-    app = create_app(library)
-    if frozen is not None:
-        app.extensions[EXT_KEY].clock = lambda: frozen
+    app = create_app(library, clock=(lambda: frozen) if frozen is not None else None)
     server = serve_app(app, name=library)
     lib = sandbox_config().libraries[library].model_copy(update={"base_url": server.url + "/winj/opac"})
     adapter = WinjAdapter(lib)
