@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
 from gateway.errors import InvalidRequest, PasswordPolicyViolation
-from gateway.http import _errors, body, json_response, spec
+from gateway.http import _errors, body, json_response, parse_json, require_json_type, spec
 from gateway.models import AccountState, PasswordChange, SessionCreate, SessionOut
 from gateway.policy import check_password
 from gateway.runtime import gw, normalize_card
@@ -19,10 +19,10 @@ bp = Blueprint("sessions", __name__)
 
 def _session_body() -> SessionCreate:
     raw = request.get_data(cache=True)
-    try:
-        data: Any = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    data: Any = {}
+    if raw.strip():
+        require_json_type()
+        data = parse_json(raw)
     if isinstance(data, dict) and "accounts" not in data and "library" in data:
         data = {"accounts": [data]}  # the single-account shorthand
     if not isinstance(data, dict):

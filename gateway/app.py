@@ -44,6 +44,9 @@ def problem_response(err: GatewayError) -> Response:
     resp = Response(json.dumps(err.to_problem(), ensure_ascii=False), status=err.status, mimetype=PROBLEM_JSON)
     if err.retry_after is not None:
         resp.headers["Retry-After"] = str(int(err.retry_after))
+    allow = err.extra.get("allow")
+    if allow:
+        resp.headers["Allow"] = ", ".join(allow)
     return resp
 
 
@@ -52,8 +55,8 @@ def _http_error(exc: HTTPException) -> GatewayError:
     if code == 404:
         return NotFound(f"no such path: {request.path}")
     if code == 405:
-        err = MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
-        return err
+        allow = sorted(getattr(exc, "valid_methods", None) or [])
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}", allow=allow or None)
     if code == 413:
         return InvalidRequest("the request body is too large")
     if 400 <= code < 500:

@@ -85,8 +85,16 @@ class NotFound(GatewayError):
 
 
 class MethodNotAllowed(GatewayError):
-    # Not in API.md's table as its own code: a wrong method is a malformed request.
-    status, code, title = 405, "invalid_request", "Method not allowed"
+    """The path exists, but not with this method; ``allow`` lists the methods (``Allow`` header)."""
+
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+
+    def __init__(self, detail: str | None = None, *, allow: list[str] | None = None, **kw: Any) -> None:
+        super().__init__(detail, allow=allow, **kw)
+
+
+class UnsupportedMediaType(GatewayError):
+    status, code, title = 415, "unsupported_media_type", "The body must be application/json in UTF-8"
 
 
 class PasswordChangeRequired(GatewayError):
@@ -173,6 +181,8 @@ ALL_ERRORS: tuple[type[GatewayError], ...] = (
     LibraryNotInSession,
     AccountBlocked,
     NotFound,
+    MethodNotAllowed,
+    UnsupportedMediaType,
     PasswordChangeRequired,
     Conflict,
     CardNumberInvalid,

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Response, request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,16 +29,76 @@ def body(model: type[M]) -> M:
     if not raw.strip():
         data: Any = {}
     else:
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+        require_json_type()
+        data = parse_json(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("the body must be a JSON object", errors=[{"field": "(body)", "message": "not an object"}])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequest("the body failed validation", errors=_errors(exc)) from None
+
+
+MAX_JSON_DEPTH = 32
+
+
+def require_json_type() -> None:
+    mimetype = (request.mimetype or "").lower()
+    if mimetype != "application/json" and not (mimetype.startswith("application/") and mimetype.endswith("+json")):
+        raise UnsupportedMediaType(f"send the body as application/json, not {mimetype or 'no Content-Type'}")
+    charset = (request.mimetype_params.get("charset") or "utf-8").lower().replace("_", "-")
+    if charset not in {"utf-8", "utf8"}:
+        raise UnsupportedMediaType(f"send the body in UTF-8, not {charset}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InvalidRequest(f"the body repeats the key {json.dumps(key, ensure_ascii=False)[:80]}",
+                                 errors=[{"field": key[:80], "message": "duplicate key"}])
+        out[key] = value
+    return out
+
+
+def _too_deep(raw: bytes, limit: int) -> bool:
+    """True when brackets nest deeper than `limit` (strings skipped), checked before parsing."""
+    depth = 0
+    in_str = False
+    escape = False
+    for ch in raw:
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == 0x5C:
+                escape = True
+            elif ch == 0x22:
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, at most MAX_JSON_DEPTH levels, no duplicate keys; else 400/415."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsupportedMediaType("the body is not valid UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if _too_deep(raw, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
 def query(model: type[M]) -> M:

@@ -51,8 +51,33 @@ def test_every_error_class_renders_one_shape(cls, app) -> None:
 
 def test_flask_404_and_405_are_problems(client) -> None:
     assert_problem(client.get("/no/such/path"), 404, "not_found")
-    body = assert_problem(client.put("/v1/libraries"), 405, "invalid_request")
+    resp = client.put("/v1/libraries")
+    body = assert_problem(resp, 405, "method_not_allowed")
     assert "PUT" in body["detail"]
+    assert "GET" in resp.headers["Allow"] and "PUT" not in resp.headers["Allow"]
+    assert "GET" in body["allow"]
+
+
+def test_body_must_be_json_in_utf8(client) -> None:
+    good = b'{"library":"alpha","card_number":"1","password":"x"}'
+    assert_problem(client.post("/v1/sessions", data=good, content_type="text/plain"), 415, "unsupported_media_type")
+    assert_problem(client.post("/v1/sessions", data=good.decode().encode("utf-16"),
+                               content_type="application/json; charset=utf-16"), 415, "unsupported_media_type")
+    assert_problem(client.post("/v1/sessions", data=b'{"library":"\xff"}', content_type="application/json"),
+                   415, "unsupported_media_type")
+    dup = b'{"library":"alpha","library":"beta","card_number":"1","password":"x"}'
+    body = assert_problem(client.post("/v1/sessions", data=dup, content_type="application/json"), 400,
+                          "invalid_request")
+    assert "library" in body["detail"]
+
+
+def test_deep_json_is_invalid_request_not_500(client) -> None:
+    deep = b"[" * 10000 + b"]" * 10000
+    for path in ("/v1/sessions",):
+        assert_problem(client.post(path, data=deep, content_type="application/json"), 400, "invalid_request")
+    deep_obj = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    assert_problem(client.post("/v1/sessions", data=deep_obj, content_type="application/json"), 400,
+                   "invalid_request")
 
 
 def test_malformed_json_is_invalid_request(client) -> None:
