@@ -9,7 +9,7 @@ patron's upstream state (cookies, hidden form tokens) lives in an
 Rules (DESIGN.md):
 - fetch, then parse: network code is thin, parsing is pure (``parse_*`` functions
   tested on saved pages);
-- raise ``gateway.errors`` types; a page that cannot be understood is
+- raise ``core.errors`` types; a page that cannot be understood is
   ``UpstreamChanged``, never an empty list;
 - raise ``SessionExpired`` when the upstream session is gone, and only before the
   upstream acted (e.g. the first page of a flow redirected to the login form): the
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from gateway.errors import (
+from core.errors import (
     NotSupported,
     UpstreamChanged,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.models import (
+from core.models import (
     Alert,
     AlertCreate,
     AlertUpdate,
@@ -61,7 +61,7 @@ from gateway.models import (
 )
 
 if TYPE_CHECKING:
-    from gateway.config import LibraryConfig
+    from core.config import LibraryConfig
 
 USER_AGENT = "opac-gateway/0.1 (+https://opac-gateway.dev)"
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import statistics
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile

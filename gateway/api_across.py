@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, request
 
-from gateway.errors import GatewayError, InvalidRequest, UpstreamTimeout
+from core.errors import GatewayError, InvalidRequest, UpstreamTimeout
 from gateway.http import dump, json_response, spec
 from gateway.models import (
     Availability,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from gateway.errors import InvalidRequest, NotFound, NotSupported
+from core.errors import InvalidRequest, NotFound, NotSupported
 from gateway.http import body, json_response, spec
 from gateway.models import Alert, AlertCondition, AlertCreate, AlertList, AlertMatches, AlertUpdate
 from gateway.runtime import gw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from gateway.errors import InvalidRequest
+from core.errors import InvalidRequest
 from gateway.http import json_response, query, spec
 from gateway.models import Record, SearchQuery, SearchResult
 from gateway.runtime import gw

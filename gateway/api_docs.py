@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, send_from_directory
 from pydantic import BaseModel
 
-from gateway.errors import ALL_ERRORS
+from core.errors import ALL_ERRORS
 from gateway.http import json_response, spec
 from gateway.models import Problem
 

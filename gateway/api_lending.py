@@ -14,8 +14,8 @@ from collections import defaultdict
 
 from flask import Blueprint, Response
 
+from core.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.config import ConsortiumConfig
-from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.http import body, json_response, spec
 from gateway.lending import CANCELLABLE, LendingStore, StoredRequest, reconcile
 from gateway.models import (

@@ -7,7 +7,7 @@ import re
 
 from flask import Blueprint, Response
 
-from gateway.errors import GatewayError, InvalidRequest, NotFound
+from core.errors import GatewayError, InvalidRequest, NotFound
 from gateway.http import body, bool_arg, int_arg, json_response, spec
 from gateway.models import (
     Cart,
@@ -112,7 +112,7 @@ def renew_one(library: str, loan_id: str) -> Response:
     result = results[0]
     if not result.ok or result.loan is None:
         problem = result.error.model_dump() if result.error else {"code": "upstream_error"}
-        from gateway.errors import error_from_problem
+        from core.errors import error_from_problem
 
         raise error_from_problem(problem)
     return json_response(LoanOut(loan=result.loan))
@@ -156,7 +156,7 @@ def place_holds(library: str) -> Response:
     # One shape for a refusal of the patron as a whole (e.g. 延滞本をお持ちの場合、予約できません):
     # whether the adapter raised it or put it in every result, the answer is a 403.
     if results and all(not r.ok and r.error is not None and r.error.code == "account_blocked" for r in results):
-        from gateway.errors import error_from_problem
+        from core.errors import error_from_problem
 
         raise error_from_problem(results[0].error.model_dump())
     return json_response(HoldResults(results=results), 201)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from gateway.errors import NotSupported, PasswordPolicyViolation
+from core.errors import NotSupported, PasswordPolicyViolation
+from core.policy import check_password
 from gateway.http import body, json_response, spec
 from gateway.models import PasswordRegistration
-from gateway.policy import check_password
 from gateway.runtime import gw, mask, normalize_card
 
 bp = Blueprint("registration", __name__)

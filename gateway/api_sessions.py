@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, request
 from pydantic import ValidationError
 
-from gateway.errors import InvalidRequest, PasswordPolicyViolation
+from core.errors import InvalidRequest, PasswordPolicyViolation
+from core.policy import check_password
 from gateway.http import _errors, body, json_response, parse_json, require_json_type, spec
 from gateway.models import AccountState, PasswordChange, SessionCreate, SessionOut
-from gateway.policy import check_password
 from gateway.runtime import gw, normalize_card
 
 bp = Blueprint("sessions", __name__)

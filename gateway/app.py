@@ -21,8 +21,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 import gateway
-from gateway.config import GatewayConfig, load_config
-from gateway.errors import (
+from core.errors import (
     ClientUnauthorized,
     Conflict,
     GatewayError,
@@ -32,6 +31,7 @@ from gateway.errors import (
     NotFound,
     RateLimited,
 )
+from gateway.config import GatewayConfig, load_config
 from gateway.runtime import Gateway
 
 log = logging.getLogger("opacgw")

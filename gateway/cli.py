@@ -84,9 +84,8 @@ def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
-    from gateway.devserver import QuietRequestHandler
-
     from gateway.app import create_app
+    from gateway.devserver import QuietRequestHandler
 
     path = args.config or os.environ.get(ENV_CONFIG)
     config = load_config(path) if path else sandbox_config()
@@ -122,9 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
-    from gateway.devserver import RequestHandler
-
     from fixtures.registry import simulators
+    from gateway.devserver import RequestHandler
 
     sims = simulators()
     if args.library not in sims:

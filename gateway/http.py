@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Response, request
 from pydantic import BaseModel, ValidationError
 
-from gateway.errors import InvalidRequest, UnsupportedMediaType
+from core.errors import InvalidRequest, UnsupportedMediaType
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 
-from gateway.errors import Conflict, InvalidRequest
+from core.errors import Conflict, InvalidRequest
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway

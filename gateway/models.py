@@ -1,75 +1,58 @@
-"""Domain models of the unified patron API (API.md), as pydantic v2 models.
+"""Wire envelopes of the unified patron API (API.md): request and response bodies.
 
-These are the shapes the gateway answers with and the adapters return; the
-OpenAPI document is generated from them.  Values are frozen; request bodies
-forbid unknown fields so a typo is a 400, not a silent no-op.
+The domain models adapters return live in ``core.models`` and are re-exported here
+for the views; the OpenAPI document is generated from both.
 """
+
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-Capability = Literal[
-    "login",
-    "profile",
-    "profile_update",
-    "password_change",
-    "password_register",
-    "loans",
-    "renew",
-    "holds",
-    "hold_place",
-    "hold_cancel",
-    "hold_update",
-    "cart",
-    "history",
-    "shelves",
-    "alerts",
-    "messages",
-    "search",
-    "availability",
-    "lending_request",
-]
-CAPABILITIES: tuple[str, ...] = Capability.__args__  # type: ignore[attr-defined]
-
-HoldStatus = Literal["submitted", "waiting", "in_transit", "ready", "expired", "cancelled"]
-HoldingStatus = Literal[
-    "available", "on_loan", "in_library_only", "reserved", "in_preparation", "closed", "missing", "unknown"
-]
-LendingStatus = Literal[
-    "requested",
-    "accepted",
-    "shipped",
-    "ready_for_pickup",
-    "loaned",
-    "returned",
-    "completed",
-    "cancelled",
-    "unfilled",
-]
-RenewalRefusal = Literal["overdue", "reserved", "already_renewed", "renewal_limit", "not_yet", "other"]
-
-
-class Value(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# ---------------------------------------------------------------- problems
-class Problem(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str | None = None
-    library: str | None = None
+from core.models import (  # noqa: F401  (re-exported for the views)
+    CAPABILITIES,
+    Alert,
+    AlertCondition,
+    AlertCreate,
+    AlertUpdate,
+    Capability,
+    Cart,
+    CartItem,
+    DueReminder,
+    Email,
+    HistoryEntry,
+    HistoryPage,
+    Hold,
+    Holding,
+    HoldingStatus,
+    HoldRequest,
+    HoldResult,
+    HoldStatus,
+    HoldUpdate,
+    LendingStatus,
+    Loan,
+    Message,
+    Notifications,
+    NotificationsUpdate,
+    Problem,
+    Profile,
+    ProfileUpdate,
+    Record,
+    RecordSummary,
+    RenewalRefusal,
+    RenewalResult,
+    Request,
+    SearchQuery,
+    SearchResult,
+    Shelf,
+    ShelfItem,
+    Toggle,
+    UpstreamLending,
+    Value,
+)
 
 
 # ---------------------------------------------------------------- libraries
@@ -158,73 +141,6 @@ class PasswordRegistration(Request):
         return v
 
 
-# ---------------------------------------------------------------- patron
-class Email(Value):
-    address: str
-    kind: Literal["pc", "mobile"] = "pc"
-
-
-class DueReminder(Value):
-    enabled: bool
-    days_before: int = Field(default=1, ge=0, le=14)
-
-
-class Toggle(Value):
-    enabled: bool
-
-
-class Notifications(Value):
-    due_reminder: DueReminder
-    hold_ready: Toggle
-    checkout: Toggle | None = None
-    registration: Toggle
-
-
-class Profile(Value):
-    card_number_masked: str
-    name: str | None = None
-    emails: list[Email] = []
-    pickup_branch: str | None = None
-    contact_method: str | None = None
-    phone_contact: str | None = None
-    notifications: Notifications
-    keep_history: bool = False
-    card_expires_on: date | None = None
-
-
-class NotificationsUpdate(Request):
-    due_reminder: DueReminder | None = None
-    hold_ready: Toggle | None = None
-    checkout: Toggle | None = None
-    registration: Toggle | None = None
-
-
-class ProfileUpdate(Request):
-    emails: list[Email] | None = Field(default=None, max_length=2)
-    pickup_branch: str | None = None
-    contact_method: str | None = None
-    phone_contact: str | None = None
-    notifications: NotificationsUpdate | None = None
-    keep_history: bool | None = None
-
-
-# ---------------------------------------------------------------- loans
-class Loan(Value):
-    id: str
-    library: str
-    record_id: str
-    title: str
-    author: str | None = None
-    item_id: str | None = None
-    loaned_on: date | None = None
-    due_on: date
-    overdue: bool
-    renewable: bool
-    not_renewable_reason: RenewalRefusal | None = None
-    times_renewed: int | None = None
-    branch: str | None = None
-
-
 class LoanList(Value):
     loans: list[Loan]
 
@@ -238,110 +154,24 @@ class RenewalBatch(Request):
     all: bool = False
 
 
-class RenewalResult(Value):
-    loan_id: str
-    ok: bool
-    loan: Loan | None = None
-    error: Problem | None = None
-
-
 class RenewalResults(Value):
     results: list[RenewalResult]
-
-
-# ---------------------------------------------------------------- holds
-class Hold(Value):
-    id: str
-    library: str
-    record_id: str
-    title: str
-    author: str | None = None
-    status: HoldStatus
-    position: int | None = None
-    pickup_branch: str | None = None
-    contact_method: str | None = None
-    placed_on: date | None = None
-    expires_on: date | None = None
-    ready_until: date | None = None
-    cancelable: bool = True
-    order_group: str | None = None
 
 
 class HoldList(Value):
     holds: list[Hold]
 
 
-class HoldRequest(Request):
-    record_ids: list[str] = Field(min_length=1, max_length=10)
-    pickup_branch: str | None = None
-    contact_method: str | None = None
-    expires_on: date | None = None
-    ordered: bool = False
-
-
-class HoldResult(Value):
-    record_id: str
-    ok: bool
-    hold: Hold | None = None
-    error: Problem | None = None
-
-
 class HoldResults(Value):
     results: list[HoldResult]
-
-
-class HoldUpdate(Request):
-    pickup_branch: str | None = None
-    contact_method: str | None = None
-
-
-# ---------------------------------------------------------------- cart
-class CartItem(Value):
-    record_id: str
-    title: str
-    author: str | None = None
-    added_on: date | None = None
-
-
-class Cart(Value):
-    items: list[CartItem]
 
 
 class RecordRef(Request):
     record_id: str = Field(min_length=1, max_length=128)
 
 
-# ---------------------------------------------------------------- history, messages
-class HistoryEntry(Value):
-    record_id: str
-    title: str
-    author: str | None = None
-    loaned_on: date
-    returned_on: date | None = None
-
-
-class HistoryPage(Value):
-    entries: list[HistoryEntry]
-    total: int
-
-
-class Message(Value):
-    id: str
-    subject: str
-    body: str
-    sent_at: datetime
-    read: bool
-
-
 class MessageList(Value):
     messages: list[Message]
-
-
-# ---------------------------------------------------------------- shelves
-class Shelf(Value):
-    id: str
-    name: str
-    item_count: int = 0
 
 
 class ShelfList(Value):
@@ -352,13 +182,6 @@ class ShelfCreate(Request):
     name: str = Field(min_length=1, max_length=32)
 
 
-class ShelfItem(Value):
-    record_id: str
-    title: str
-    author: str | None = None
-    added_on: date | None = None
-
-
 class ShelfItems(Value):
     items: list[ShelfItem]
 
@@ -366,42 +189,6 @@ class ShelfItems(Value):
 class ShelfMove(Request):
     to_shelf_id: str = Field(min_length=1)
     copy_: bool = Field(default=False, alias="copy")
-
-
-# ---------------------------------------------------------------- alerts
-class AlertCondition(Value):
-    field: Literal["title", "author", "subject", "publisher", "isbn", "any"]
-    op: Literal["contains", "not_contains"] = "contains"
-    value: str = Field(min_length=1, max_length=200)
-
-
-class Alert(Value):
-    id: str
-    name: str
-    memo: str | None = None
-    conditions: list[AlertCondition]
-    match: Literal["all", "any"] = "all"
-    max_results: int = Field(default=10, ge=1, le=100)
-    active: bool = True
-    source: Literal["library", "gateway"]
-
-
-class AlertCreate(Request):
-    name: str = Field(min_length=1, max_length=100)
-    memo: str | None = Field(default=None, max_length=400)
-    conditions: list[AlertCondition] = Field(min_length=1, max_length=10)
-    match: Literal["all", "any"] = "all"
-    max_results: int = Field(default=10, ge=1, le=100)
-    active: bool = True
-
-
-class AlertUpdate(Request):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    memo: str | None = Field(default=None, max_length=400)
-    conditions: list[AlertCondition] | None = Field(default=None, min_length=1, max_length=10)
-    match: Literal["all", "any"] | None = None
-    max_results: int | None = Field(default=None, ge=1, le=100)
-    active: bool | None = None
 
 
 class AlertList(Value):
@@ -416,54 +203,6 @@ class AlertMatch(Value):
 
 class AlertMatches(Value):
     matches: list[AlertMatch]
-
-
-# ---------------------------------------------------------------- catalog
-class Holding(Value):
-    branch: str
-    status: HoldingStatus
-    call_number: str | None = None
-    due_on: date | None = None
-
-
-class RecordSummary(Value):
-    id: str
-    title: str
-    author: str | None = None
-    publisher: str | None = None
-    published: str | None = None
-    isbn: str | None = None
-
-
-class SearchQuery(Request):
-    q: str | None = None
-    title: str | None = None
-    author: str | None = None
-    publisher: str | None = None
-    isbn: str | None = None
-    page: int = Field(default=1, ge=1, le=1000)
-
-    @field_validator("q", "title", "author", "publisher", "isbn")
-    @classmethod
-    def _blank_is_none(cls, v: str | None) -> str | None:
-        return v.strip() or None if v is not None else None
-
-
-class SearchResult(Value):
-    records: list[RecordSummary]
-    total: int
-    page: int
-
-
-class Record(Value):
-    id: str
-    title: str
-    author: str | None = None
-    publisher: str | None = None
-    published: str | None = None
-    isbn: str | None = None
-    classification: str | None = None
-    holdings: list[Holding] = []
 
 
 class LibraryAvailability(Value):
@@ -550,13 +289,3 @@ class LendingRequest(Value):
 
 class LendingRequestList(Value):
     requests: list[LendingRequest]
-
-
-class UpstreamLending(Value):
-    """What an adapter knows of a lending request upstream."""
-
-    upstream_id: str
-    status: LendingStatus
-    title: str
-    record_id: str
-    extra: dict[str, Any] = {}

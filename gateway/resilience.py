@@ -21,8 +21,8 @@ import pybreaker
 from cachetools import TTLCache
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from core.errors import UpstreamMaintenance, UpstreamTimeout, UpstreamUnavailable
 from gateway.config import LibraryConfig
-from gateway.errors import UpstreamMaintenance, UpstreamTimeout, UpstreamUnavailable
 
 T = TypeVar("T")
 

@@ -28,8 +28,7 @@ from flask import current_app, g, request
 
 from adapters.base import Adapter, UpstreamSession
 from adapters.registry import adapter_class, families
-from gateway.config import ConfigError, GatewayConfig, LibraryConfig
-from gateway.errors import (
+from core.errors import (
     CardNumberInvalid,
     GatewayError,
     InternalError,
@@ -39,6 +38,7 @@ from gateway.errors import (
     NotSupported,
     Unauthenticated,
 )
+from gateway.config import ConfigError, GatewayConfig, LibraryConfig
 from gateway.models import AccountLogin, AccountState, Problem
 from gateway.resilience import ReadCache, UpstreamGuard
 from gateway.sessions import (
@@ -360,7 +360,7 @@ class Gateway:
         up = UpstreamSession.from_dict(data)
         before = up.to_dict()
         guard = self.guard(library_id)
-        from gateway.errors import SessionExpired
+        from core.errors import SessionExpired
 
         try:
             try:

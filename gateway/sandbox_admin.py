@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app
 
-from gateway.errors import NotFound
+from core.errors import NotFound
 from gateway.http import json_response, spec
 
 bp = Blueprint("sandbox_admin", __name__, url_prefix="/sandbox")

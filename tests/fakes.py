@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from typing import Any, ClassVar
 
 from adapters.base import Adapter, UpstreamSession
-from gateway.errors import (
+from core.errors import (
     InvalidCredentials,
     NotFound,
     NotRenewable,

@@ -40,8 +40,8 @@ from adapters.base import Adapter, UpstreamSession, translate_transport_errors
 from adapters.ncip import messages as M
 from adapters.ncip import parse as P
 from adapters.ncip.xml import fmt_datetime
-from gateway.config import ConfigError
-from gateway.errors import (
+from core.config import ConfigError
+from core.errors import (
     GatewayError,
     InvalidRequest,
     NotFound,
@@ -51,7 +51,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from gateway.models import (
+from core.models import (
     DueReminder,
     Email,
     Hold,
@@ -307,7 +307,7 @@ class NcipAdapter(Adapter):
         return results
 
     def _renewal_after_timeout(self, session: UpstreamSession, before: Loan) -> RenewalResult:
-        from gateway.errors import UpstreamTimeout
+        from core.errors import UpstreamTimeout
 
         try:
             after = {loan.id: loan for loan in self.loans(session)}.get(before.id)
@@ -394,7 +394,7 @@ class NcipAdapter(Adapter):
         return out
 
     def _hold_after_timeout(self, session: UpstreamSession, record_id: str) -> HoldResult:
-        from gateway.errors import UpstreamTimeout
+        from core.errors import UpstreamTimeout
 
         try:
             found = [h for h in self.holds(session) if h.record_id == record_id and h.status != "cancelled"]

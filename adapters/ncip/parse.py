@@ -30,7 +30,7 @@ from adapters.ncip.xml import (
     read_message,
     text,
 )
-from gateway.errors import (
+from core.errors import (
     AccountBlocked,
     Conflict,
     InvalidCredentials,
@@ -40,7 +40,7 @@ from gateway.errors import (
     UpstreamChanged,
     UpstreamError,
 )
-from gateway.models import Hold, Holding, Loan, Record, UpstreamLending
+from core.models import Hold, Holding, Loan, Record, UpstreamLending
 from mappers.cards import mask_card_number
 from mappers.status import renewal_reason as ja_renewal_reason
 

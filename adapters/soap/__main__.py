@@ -8,21 +8,41 @@ With ``--wsdl`` it also loads each WSDL and checks the mapped operations exist i
 from __future__ import annotations
 
 import sys
+import tomllib
+from pathlib import Path
+
+from pydantic import ValidationError
 
 from adapters.soap.adapter import SoapAdapter
-from gateway.config import ConfigError, load_config
-from gateway.errors import GatewayError
+from core.config import ConfigError, LibraryConfig
+from core.errors import GatewayError
+
+
+def _soap_libraries(path: str) -> list[LibraryConfig]:
+    """The ``adapter = "soap"`` libraries of a TOML file (the rest of the file is the gateway's)."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    out = []
+    for lib_id, body in (data.get("libraries") or {}).items():
+        if isinstance(body, dict) and body.get("adapter") == "soap":
+            try:
+                out.append(LibraryConfig.model_validate({"id": lib_id, **body}))
+            except ValidationError as exc:
+                raise ConfigError(f"{path}: library {lib_id!r}: {exc.errors()[0]['msg']}") from None
+    return out
 
 
 def main(argv: list[str]) -> int:
     load_wsdl = "--wsdl" in argv
     paths = [a for a in argv if not a.startswith("--")]
+    if not paths:
+        print("usage: python -m adapters.soap CONFIG.toml [--wsdl]", file=sys.stderr)
+        return 2
     try:
-        cfg = load_config(paths[0] if paths else None)
         failed = 0
-        for lib in cfg.libraries.values():
-            if lib.adapter != "soap":
-                continue
+        for lib in _soap_libraries(paths[0]):
             adapter = SoapAdapter(lib)
             if load_wsdl:
                 try:

@@ -56,8 +56,8 @@ from adapters.soap.mapping import (
     map_pickup_locations,
     map_profile,
 )
-from gateway.config import ConfigError
-from gateway.errors import (
+from core.config import ConfigError
+from core.errors import (
     AccountBlocked,
     CardNumberInvalid,
     Conflict,
@@ -75,7 +75,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from gateway.models import (
+from core.models import (
     Hold,
     HoldRequest,
     HoldResult,

@@ -20,7 +20,7 @@ from zeep.exceptions import Error as ZeepError
 from zeep.helpers import serialize_object
 from zeep.wsdl.utils import etree_to_string
 
-from gateway.errors import UpstreamChanged
+from core.errors import UpstreamChanged
 
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 _PARSER = etree.XMLParser(

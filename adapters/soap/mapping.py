@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gateway.errors import UpstreamChanged
-from gateway.models import DueReminder, Email, Hold, Loan, Notifications, Profile, Toggle
+from core.errors import UpstreamChanged
+from core.models import DueReminder, Email, Hold, Loan, Notifications, Profile, Toggle
 from mappers import MappingError
 from mappers.dates import parse_date, parse_expiry
 

@@ -44,7 +44,7 @@ import httpx
 
 from adapters.base import UpstreamSession, translate_transport_errors
 from adapters.winj import account_pages as ap
-from gateway.errors import (
+from core.errors import (
     Conflict,
     GatewayError,
     InvalidRequest,
@@ -54,7 +54,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from gateway.models import (
+from core.models import (
     Alert,
     AlertCondition,
     AlertCreate,

@@ -26,8 +26,8 @@ from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
 from adapters.winj.pages import clean, node_text, tree
-from gateway.errors import UpstreamChanged
-from gateway.models import (
+from core.errors import UpstreamChanged
+from core.models import (
     Alert,
     AlertCondition,
     DueReminder,

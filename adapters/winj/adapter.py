@@ -48,7 +48,7 @@ from adapters.winj.forms import F_NEW_PASSWORD, F_NEW_PASSWORD2, F_PASSWORD, F_U
 from adapters.winj.holds import WinjHolds
 from adapters.winj.http import HID_KEY, Page
 from adapters.winj.loans import WinjLoans
-from gateway.errors import (
+from core.errors import (
     CardNumberInvalid,
     GatewayError,
     InvalidCredentials,
@@ -122,7 +122,7 @@ class WinjAdapter(WinjAccountMixin, WinjLoans, WinjHolds, WinjCatalog):
 
     @translate_transport_errors
     def logout(self, session: UpstreamSession) -> None:
-        from gateway.errors import SessionExpired
+        from core.errors import SessionExpired
 
         with self.open(session) as client:
             try:
@@ -133,7 +133,7 @@ class WinjAdapter(WinjAccountMixin, WinjLoans, WinjHolds, WinjCatalog):
     @translate_transport_errors
     def change_password(self, session: UpstreamSession | None, card_number: str, current_password: str,
                         new_password: str) -> None:
-        from gateway.policy import check_password
+        from core.policy import check_password
 
         violations = check_password(self.library.password_policy, new_password)
         if violations:
@@ -163,7 +163,7 @@ class WinjAdapter(WinjAccountMixin, WinjLoans, WinjHolds, WinjCatalog):
         errors = page.errors()
         lib = self.library.id
         if pages.is_login_page(page.tree):
-            from gateway.errors import SessionExpired
+            from core.errors import SessionExpired
 
             raise SessionExpired("login page instead of the password form")
         for e in errors:

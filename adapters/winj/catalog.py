@@ -10,11 +10,11 @@ from adapters.base import translate_transport_errors
 from adapters.winj import pages
 from adapters.winj.forms import *
 from adapters.winj.http import WinjHttp
-from gateway.errors import (
+from core.errors import (
     InvalidRequest,
     NotFound,
 )
-from gateway.models import (
+from core.models import (
     Holding,
     Record,
     SearchQuery,

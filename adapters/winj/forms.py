@@ -5,8 +5,8 @@ Named constants: a renamed field upstream is a one-line fix here.
 
 from __future__ import annotations
 
-from gateway.errors import GatewayError
-from gateway.models import Problem
+from core.errors import GatewayError
+from core.models import Problem
 
 # Form field names of the portal.
 F_USER = "txt_usercd"

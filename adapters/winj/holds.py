@@ -23,7 +23,7 @@ from adapters.winj import pages
 from adapters.winj.forms import *
 from adapters.winj.forms import problem
 from adapters.winj.http import Page, WinjHttp
-from gateway.errors import (
+from core.errors import (
     AccountBlocked,
     Conflict,
     GatewayError,
@@ -34,7 +34,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from gateway.models import (
+from core.models import (
     Cart,
     Hold,
     HoldRequest,

@@ -29,7 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from adapters.base import Adapter, UpstreamSession
 from adapters.winj import pages
-from gateway.errors import SessionExpired, UpstreamError, UpstreamMaintenance, UpstreamUnavailable
+from core.errors import SessionExpired, UpstreamError, UpstreamMaintenance, UpstreamUnavailable
 
 FormData = Mapping[str, str] | Sequence[tuple[str, str]]
 

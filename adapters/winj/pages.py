@@ -17,8 +17,8 @@ from datetime import date
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
-from gateway.errors import UpstreamChanged
-from gateway.models import CartItem, Hold, Holding, Loan, Record, RecordSummary, SearchResult
+from core.errors import UpstreamChanged
+from core.models import CartItem, Hold, Holding, Loan, Record, RecordSummary, SearchResult
 from mappers import MappingError
 from mappers.bibline import parse_bibline
 from mappers.dates import parse_date, parse_expiry, parse_optional_date

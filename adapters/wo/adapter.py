@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 
 from adapters.base import Adapter, UpstreamSession, translate_transport_errors
 from adapters.wo import parse
-from gateway.errors import (
+from core.errors import (
     AccountBlocked,
     Conflict,
     GatewayError,
@@ -45,7 +45,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from gateway.models import (
+from core.models import (
     Hold,
     Holding,
     HoldRequest,
@@ -282,7 +282,7 @@ class WoAdapter(Adapter):
     def _password_refusal(self, info: parse.PageInfo, new_password: str) -> None:
         text = " ".join(info.errors)
         if MSG_POLICY in text or MSG_MISMATCH in text:
-            from gateway.policy import check_password
+            from core.policy import check_password
 
             # the portal says only that the policy was broken; name the rules ourselves
             violations = check_password(self.library.password_policy, new_password) or ["charset"]

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
-from gateway.errors import UpstreamChanged
-from gateway.models import (
+from core.errors import UpstreamChanged
+from core.models import (
     DueReminder,
     Email,
     Hold,

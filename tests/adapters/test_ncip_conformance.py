@@ -20,7 +20,7 @@ import pytest
 
 from adapters.ncip import parse as P
 from adapters.ncip.xml import shared_dir, strip_preamble, validation_errors
-from gateway.errors import AccountBlocked, NotRenewable, UpstreamChanged, UpstreamError
+from core.errors import AccountBlocked, NotRenewable, UpstreamChanged, UpstreamError
 
 pytestmark = pytest.mark.conformance
 
@@ -224,7 +224,7 @@ def test_parse_problem_without_a_response_element() -> None:
 @needs_shared
 @pytest.mark.parametrize("name", all_names() or ["(absent)"])
 def test_every_response_is_read_or_refused_with_a_typed_error(name: str) -> None:
-    from gateway.errors import GatewayError
+    from core.errors import GatewayError
 
     try:
         resp = P.parse_response(raw(name), library=LIB)

@@ -27,9 +27,7 @@ from lxml import etree
 
 from adapters.ncip import NcipAdapter
 from adapters.ncip.xml import read_message
-from fixtures.cassettes import vcr_for
-from gateway.config import LibraryConfig, sandbox_config
-from gateway.errors import (
+from core.errors import (
     AccountBlocked,
     Conflict,
     InvalidCredentials,
@@ -41,6 +39,8 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from fixtures.cassettes import vcr_for
+from gateway.config import LibraryConfig, sandbox_config
 from gateway.models import HoldRequest, HoldUpdate
 
 ROOT = Path(__file__).resolve().parents[2]

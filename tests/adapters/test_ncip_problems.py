@@ -9,7 +9,7 @@ import pytest
 
 from adapters.ncip import xml as X
 from adapters.ncip.parse import NcipProblem, parse_cancel_request_item, problem_error
-from gateway.errors import NotFound
+from core.errors import NotFound
 
 
 @pytest.mark.parametrize("element", ["UserId", "UserIdentifierValue", "LookupUser/UserId/UserIdentifierValue"])

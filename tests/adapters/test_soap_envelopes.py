@@ -29,9 +29,7 @@ from adapters.soap.mapping import (
     map_pickup_locations,
     map_profile,
 )
-from fixtures.soap import wsdl_path
-from gateway.config import sandbox_config
-from gateway.errors import (
+from core.errors import (
     Conflict,
     InvalidCredentials,
     NotFound,
@@ -39,6 +37,8 @@ from gateway.errors import (
     SessionExpired,
     UpstreamChanged,
 )
+from fixtures.soap import wsdl_path
+from gateway.config import sandbox_config
 
 ENVELOPES = Path(__file__).resolve().parents[2] / "fixtures" / "soap" / "envelopes"
 CFG = sandbox_config()

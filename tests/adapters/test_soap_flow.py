@@ -21,10 +21,7 @@ import vcr
 
 from adapters.base import UpstreamSession
 from adapters.soap import SoapAdapter
-from fixtures.soap import wsdl_path
-from fixtures.soap.record import CASSETTES, demo_flow, scrub_text, vcr_config
-from gateway.config import LibraryConfig, sandbox_config
-from gateway.errors import (
+from core.errors import (
     Conflict,
     InvalidCredentials,
     NotRenewable,
@@ -34,6 +31,9 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from fixtures.soap import wsdl_path
+from fixtures.soap.record import CASSETTES, demo_flow, scrub_text, vcr_config
+from gateway.config import LibraryConfig, sandbox_config
 from gateway.models import HoldRequest, HoldUpdate
 
 CFG = sandbox_config()

@@ -18,12 +18,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from adapters.soap import SoapAdapter
+from core.errors import CardNumberInvalid, Conflict, InvalidCredentials, SessionExpired
 from fixtures.registry import serve_app
 from fixtures.soap import DEMO_PATRONS, create_app
 from fixtures.soap.data import HOLD_LIMIT, RENEWAL_DAYS, Circulation, holdable_record_id
 from fixtures.soap.record import demo_flow
 from gateway.config import GatewayConfig, LibraryConfig, sandbox_config
-from gateway.errors import CardNumberInvalid, Conflict, InvalidCredentials, SessionExpired
 from gateway.models import HoldRequest
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from adapters.soap import SoapAdapter
 from adapters.soap.mapping import SoapOptions, build_request, get_field, get_list, get_path
+from core.errors import UpstreamChanged
 from gateway.config import ConfigError, sandbox_config
-from gateway.errors import UpstreamChanged
 
 CFG = sandbox_config()
 

@@ -18,7 +18,7 @@ import respx
 from adapters.base import UpstreamSession
 from adapters.winj import WinjAdapter
 from adapters.winj import pages as P
-from gateway.errors import (
+from core.errors import (
     AccountBlocked,
     Conflict,
     SessionExpired,

@@ -12,8 +12,7 @@ import respx
 
 from adapters.base import UpstreamSession
 from adapters.winj.adapter import WinjAdapter
-from gateway.config import sandbox_config
-from gateway.errors import (
+from core.errors import (
     InvalidRequest,
     LimitExceeded,
     NotFound,
@@ -23,6 +22,7 @@ from gateway.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from gateway.config import sandbox_config
 from gateway.models import AlertCreate, AlertUpdate, ProfileUpdate
 
 BASE = "http://winj.test/winj/opac"

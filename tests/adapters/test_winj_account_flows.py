@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 from adapters.winj.adapter import WinjAdapter
+from core.errors import Conflict, InvalidRequest, NotFound
 from fixtures.cassettes import vcr_for
 from gateway.config import sandbox_config
-from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.models import (
     AlertCondition,
     AlertCreate,

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from core.errors import InvalidRequest, LimitExceeded, SessionExpired, UpstreamMaintenance
 from fixtures.winj.portal import EXT_KEY
-from gateway.errors import InvalidRequest, LimitExceeded, SessionExpired, UpstreamMaintenance
 from gateway.models import Email, ProfileUpdate
 from tests.adapters.test_winj_account_flows import ACCOUNTS, FLOWS, FRESH, LIBRARIES, live_adapter
 

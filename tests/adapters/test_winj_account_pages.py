@@ -13,7 +13,7 @@ import pytest
 
 from adapters.winj import account_pages as ap
 from adapters.winj.pages import decode_html
-from gateway.errors import UpstreamChanged
+from core.errors import UpstreamChanged
 
 PAGES = Path(__file__).resolve().parents[2] / "fixtures" / "winj" / "pages" / "account"
 LIBRARIES = ("kumamoto-city", "kagoshima-pref", "amami", "niigata-city")

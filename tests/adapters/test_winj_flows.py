@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adapters.winj import WinjAdapter
-from gateway.errors import NotRenewable, SessionExpired, UpstreamMaintenance
+from core.errors import NotRenewable, SessionExpired, UpstreamMaintenance
 from tests.adapters.winj_flows import (
     CASES,
     CASSETTES,
@@ -145,7 +145,7 @@ def test_hold_limit_and_cart_limit() -> None:
         room = 10 - len(cart.items)
         for rid in ids[:room]:
             adapter.cart_add(s, rid)
-        from gateway.errors import LimitExceeded
+        from core.errors import LimitExceeded
 
         with pytest.raises(LimitExceeded) as exc:
             adapter.cart_add(s, ids[room])
@@ -163,7 +163,7 @@ def test_card_number_forms_are_normalised() -> None:
     with live_adapter("kumamoto-city") as (adapter, _state):
         for typed in ("2377570", "0000-0023-77570", "２３７７５７０", "A0000002377570B"):
             assert adapter.login(typed, "0808").card_number == "0000002377570"
-        from gateway.errors import CardNumberInvalid
+        from core.errors import CardNumberInvalid
 
         with pytest.raises(CardNumberInvalid):
             adapter.login("12345678901234", "0808")
@@ -174,7 +174,7 @@ _ = datetime
 
 @pytest.mark.e2e
 def test_hold_expiry_date_is_sent_and_checked() -> None:
-    from gateway.errors import InvalidRequest
+    from core.errors import InvalidRequest
     from gateway.models import HoldRequest, SearchQuery
 
     with live_adapter("niigata-city") as (adapter, _state):

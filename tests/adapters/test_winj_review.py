@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from adapters.winj import pages as P
-from gateway.errors import AccountBlocked, UpstreamChanged
+from core.errors import AccountBlocked, UpstreamChanged
 from gateway.models import HoldRequest, HoldUpdate, SearchQuery
 from tests.adapters.winj_flows import LIBRARIES, PAGES, live_adapter
 

@@ -17,9 +17,7 @@ import respx
 
 from adapters.base import UpstreamSession
 from adapters.wo import WoAdapter
-from fixtures.wo.record import CASSETTES, REPLAY_BASE, cassette_vcr, scrub_request, scrub_response
-from gateway.config import sandbox_config
-from gateway.errors import (
+from core.errors import (
     Conflict,
     InvalidCredentials,
     SessionExpired,
@@ -27,6 +25,8 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from fixtures.wo.record import CASSETTES, REPLAY_BASE, cassette_vcr, scrub_request, scrub_response
+from gateway.config import sandbox_config
 from gateway.models import Email, HoldRequest, ProfileUpdate, SearchQuery
 
 LIB = "yamaguchi-pref"

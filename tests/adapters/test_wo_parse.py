@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adapters.wo import parse
-from gateway.errors import UpstreamChanged
+from core.errors import UpstreamChanged
 
 PAGES = Path(__file__).resolve().parents[2] / "fixtures" / "wo" / "pages"
 TODAY = date(2026, 11, 24)

@@ -26,9 +26,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.winj import WinjAdapter
-from fixtures.cassettes import Scrubber, make_scrubber, vcr_for
-from gateway.config import LibraryConfig, sandbox_config
-from gateway.errors import (
+from core.errors import (
     AccountBlocked,
     Conflict,
     InvalidCredentials,
@@ -36,6 +34,8 @@ from gateway.errors import (
     PasswordChangeRequired,
     PasswordPolicyViolation,
 )
+from fixtures.cassettes import Scrubber, make_scrubber, vcr_for
+from gateway.config import LibraryConfig, sandbox_config
 from gateway.models import HoldRequest, HoldUpdate, SearchQuery
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from gateway import errors
+from core import errors
 from tests import fakes
 from tests.conftest import SHARED, bearer, login
 

@@ -14,9 +14,9 @@ import pytest
 
 from adapters import registry
 from adapters.base import UpstreamSession
+from core.errors import NotFound
 from fixtures.feeds import acquired, create_app
 from fixtures.registry import serve_app
-from gateway.errors import NotFound
 from gateway.models import Alert, AlertCreate, AlertUpdate
 from gateway.sdi import cli
 from gateway.sdi.normalize import normalize

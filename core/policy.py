@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 
-from gateway.config import PasswordPolicy
+from core.config import PasswordPolicy
 
 _SYMBOLS = set(string.punctuation)
 
