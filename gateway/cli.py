@@ -145,7 +145,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.sandbox:
         sys.stdout.write(sandbox_toml())
         return 0
-    from gateway.runtime import build_adapters
+    from gateway.build import build_adapters
 
     try:
         cfg = load_config(args.check)

@@ -1,0 +1,136 @@
+"""The call pipeline: every upstream call a view causes passes through here.
+
+    capability check (501) → read cache → open the sealed upstream state →
+    guard (maintenance, circuit, concurrency cap, retries for reads) → adapter →
+    on SessionExpired: log in again once and repeat → seal the updated state
+
+Writes invalidate the session's read cache whatever their outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from adapters.base import Adapter, UpstreamSession
+from core.errors import (
+    GatewayError,
+    InternalError,
+    LibraryNotInSession,
+    NotSupported,
+    SessionExpired,
+    Unauthenticated,
+)
+from gateway.sessions import StoredAccount
+
+if TYPE_CHECKING:
+    from gateway.auth import SessionContext
+    from gateway.runtime import Gateway
+
+log = logging.getLogger("opacgw")
+T = TypeVar("T")
+
+
+class CallPipeline:
+    """The house rules around each adapter call, for one Gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    # ------------------------------------------------------------ sessions upstream
+    def login(self, library_id: str, card: str, password: str) -> UpstreamSession:
+        adapter = self.gw.adapter(library_id)
+        if "login" not in adapter.capabilities:
+            raise NotSupported("this library's system offers no patron login", library=library_id)
+        return self.gw.guard(library_id).call(lambda: adapter.login(card, password), read=True)
+
+    def logout(self, library_id: str, up: UpstreamSession) -> None:
+        adapter = self.gw.adapter(library_id)
+        self.gw.guard(library_id).call(lambda: adapter.logout(up), read=False)
+
+    # ------------------------------------------------------------ calls
+    def public_call(self, library_id: str, capability: str, method: str, *args: Any, write: bool = False) -> Any:
+        """An upstream call with no patron session (catalog; password registration)."""
+        adapter = self.gw.adapter(library_id)
+        self.require(adapter, capability)
+        try:
+            return self.gw.guard(library_id).call(lambda: getattr(adapter, method)(*args), read=not write)
+        except GatewayError as err:
+            err.with_library(library_id)
+            raise
+
+    def call_as(self, ctx: SessionContext, library_id: str, capability: str, method: str, *args: Any,
+                write: bool = False, cache: bool = False) -> Any:
+        """An upstream call on a patron's account at one library (usable from worker threads)."""
+        gw = self.gw
+        gw.library(library_id)
+        acc = ctx.record.account(library_id)
+        if acc is None:
+            raise LibraryNotInSession(f"this session holds no account at {library_id!r}", library=library_id)
+        adapter = gw.adapter(library_id)
+        self.require(adapter, capability)
+        key = (ctx.token_hash, library_id, method, repr(args))
+        if cache and not write:
+            hit = gw.cache.get(key)
+            if hit is not None:
+                return hit
+        data = gw.crypto.open(acc.upstream)
+        if data is None:
+            raise Unauthenticated("the session's upstream state cannot be read; log in again", library=library_id)
+        up = UpstreamSession.from_dict(data)
+        before = up.to_dict()
+        guard = gw.guard(library_id)
+        try:
+            try:
+                result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write)
+            except SessionExpired:
+                up = self.relogin(ctx, acc, adapter, up)
+                before = {}
+                result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write)
+        except SessionExpired:
+            raise Unauthenticated("the library ended the session and logging in again failed",
+                                  library=library_id) from None
+        except GatewayError as err:
+            err.with_library(library_id)
+            raise
+        finally:
+            if write:
+                gw.cache.invalidate(ctx.token_hash, library_id)
+        if up.to_dict() != before:
+            sealed = gw.crypto.seal(up.to_dict())
+            gw.store.update_upstream(ctx.token_hash, library_id, sealed)
+            acc.upstream = sealed
+        if cache and not write:
+            gw.cache.put(key, result)
+        return result
+
+    def relogin(self, ctx: SessionContext, acc: StoredAccount, adapter: Adapter,
+                up: UpstreamSession) -> UpstreamSession:
+        password = self.gw.vault.get(ctx.token_hash, acc.library)
+        if password is None:
+            raise Unauthenticated("the library's session expired and this gateway process holds no "
+                                  "credentials for it; log in again", library=acc.library)
+        log.info("upstream session expired, logging in again library=%s card=%s", acc.library,
+                 acc.card_number_masked)
+        return self.gw.guard(acc.library).call(lambda: adapter.login(up.card_number, password), read=True)
+
+    @staticmethod
+    def require(adapter: Adapter, capability: str) -> None:
+        if capability not in adapter.capabilities:
+            raise NotSupported(f"{adapter.library.name} does not offer {capability!r} through its system",
+                               library=adapter.library.id, capability=capability)
+
+    @staticmethod
+    def timed(fn: Callable[[], T]) -> tuple[T | None, GatewayError | None, int]:
+        """Run fn, returning (value, error, elapsed_ms); bugs become internal_error."""
+        t0 = time.perf_counter()
+        try:
+            value = fn()
+            return value, None, int((time.perf_counter() - t0) * 1000)
+        except GatewayError as err:
+            return None, err, int((time.perf_counter() - t0) * 1000)
+        except Exception:
+            log.exception("unexpected error in an upstream call")
+            return None, InternalError(), int((time.perf_counter() - t0) * 1000)
