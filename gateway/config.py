@@ -50,6 +50,10 @@ class GatewaySettings(Strict):
     # (e.g. the MARC feed server); each name is a simulator in fixtures/.
     sandbox_services: dict[str, int] = {}
     log_level: str = "INFO"
+    # How long a keyed POST holds its Idempotency-Key while running; after that (its process
+    # died or hung mid-confirm) the next request with the key re-reads upstream and answers.
+    # Keep it above the longest write (every upstream step's timeout added up).
+    idempotency_lease_seconds: float = Field(default=120.0, gt=0, le=24 * 3600)
 
 
 class GatewayConfig(Strict):

@@ -1,15 +1,29 @@
 """`Idempotency-Key` on any POST: a retry with the same key returns the first result.
 
-The first request with a key is recorded as in progress; its answer is stored once
-it is final.  A retry while the first is still running gets 409 ``conflict``; the same
-key with a different request (method, path or body) is a 409 too.  Answers with a
-5xx status are not stored, so the client may retry them — the adapters re-read
-upstream state before writing again (a timed-out hold is found, not placed twice).
-Keys are scoped by the session token (or, without one, by the request itself, so that
-strangers never share a key space) and kept 24 hours.  Nothing secret is stored in
-clear: the scope and the request fingerprint are HMACs under the gateway's secret
+The first request with a key is recorded as in progress, under a **lease** of
+``idempotency_lease_seconds`` (configuration, default 120 s); its answer is stored
+once it is final.  A retry while the lease runs gets 409 ``conflict`` (``Retry-After: 1``); the same key with a different request (method, path or body) is a
+409 too.  When the lease has expired and no answer was stored (the process running
+the request died or hung mid-confirm), the next request with that key takes the key
+over and runs again: the adapters re-read the upstream before writing (the careful-
+write rule of ``adapters.writes``, with the write intent recorded before the
+confirm), so it answers what actually happened — the hold placed, the loan renewed —
+instead of "in progress" for the key's whole life.  A stale process finishing late
+does not overwrite the answer of the one that took over (each run owns its lease).
+
+Answers with a 5xx status are not stored, nor answers whose batch results hold an
+outcome the gateway could not learn (``mark_unsettled``), so the client may retry
+them and learn what happened.  The patron session is authenticated **before** a
+replay: a logged-out or expired token gets 401, never a stored answer.
+
+Keys are scoped by the session token (or, without one, by the request itself, so
+that strangers never share a key space) and kept 24 hours.  Nothing secret is stored
+in clear: the scope and the request fingerprint are HMACs under the gateway's secret
 key (a login body holds a password), and the stored answer is encrypted (a login
 answer holds a session token).
+
+Storage is one SQLite table behind ``IdempotencyStore`` (``begin`` / ``finish`` /
+``forget``), the only place that knows the schema.
 """
 
 from __future__ import annotations
@@ -17,8 +31,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
+import sqlite3
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from flask import Flask, Response, g, request
 
@@ -31,15 +49,124 @@ HEADER = "Idempotency-Key"
 TTL_SECONDS = 24 * 3600
 _KEEP_HEADERS = ("Content-Type", "Location", "Retry-After")
 
+Outcome = Literal["run", "replay", "running", "mismatch"]
 
-def _ensure(gw: Gateway) -> None:
-    gw.db().execute(
-        "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT, key TEXT, fingerprint TEXT, state TEXT, "
-        "status INTEGER, body BLOB, headers TEXT, created REAL, PRIMARY KEY (scope, key))"
-    )
+
+@dataclass(frozen=True)
+class Begun:
+    """What ``IdempotencyStore.begin`` decided for one request."""
+
+    outcome: Outcome
+    #: the lease owner id of this run (outcome "run")
+    owner: str = ""
+    #: the stored answer (outcome "replay")
+    status: int = 0
+    body: bytes = b""
+    headers: str = "{}"
+    #: seconds until the running lease expires (outcome "running")
+    lease_left: float = 0.0
+    #: this run took over a key whose lease had expired
+    taken_over: bool = False
+
+
+class IdempotencyStore:
+    """Keys, their fingerprints, leases and stored (encrypted) answers in SQLite."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, lease_seconds: float,
+                 ttl_seconds: float = TTL_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self._connect = connect
+        self.lease_seconds = lease_seconds
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._ready = False
+
+    def _db(self) -> sqlite3.Connection:
+        db = self._connect()
+        if not self._ready:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT, key TEXT, fingerprint TEXT, state TEXT, "
+                "status INTEGER, body BLOB, headers TEXT, created REAL, lease_until REAL, owner TEXT, "
+                "PRIMARY KEY (scope, key))"
+            )
+            cols = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+            for col, kind in (("lease_until", "REAL"), ("owner", "TEXT")):
+                if col not in cols:  # a database of an older version: in-progress rows get no lease
+                    db.execute(f"ALTER TABLE idempotency ADD COLUMN {col} {kind}")
+            db.commit()
+            self._ready = True
+        return db
+
+    def begin(self, scope: str, key: str, fingerprint: str) -> Begun:
+        now = self.clock()
+        owner = secrets.token_hex(8)
+        db = self._db()
+        with db:
+            db.execute("DELETE FROM idempotency WHERE created < ?", (now - self.ttl_seconds,))
+            row = db.execute(
+                "SELECT fingerprint, state, status, body, headers, lease_until FROM idempotency "
+                "WHERE scope=? AND key=?", (scope, key),
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO idempotency (scope, key, fingerprint, state, created, lease_until, owner) "
+                    "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+                    (scope, key, fingerprint, now, now + self.lease_seconds, owner),
+                )
+                return Begun("run", owner=owner)
+            fp, state, status, body, headers, lease_until = row
+            if fp != fingerprint:
+                return Begun("mismatch")
+            if state == "done":
+                return Begun("replay", status=status, body=body, headers=headers)
+            lease_until = float(lease_until if lease_until is not None else 0.0)
+            if lease_until > now:
+                return Begun("running", lease_left=lease_until - now)
+            # The run holding the key is gone (died or hung past its lease): take over.
+            took = db.execute(
+                "UPDATE idempotency SET lease_until=?, owner=? WHERE scope=? AND key=? AND state='running' "
+                "AND (lease_until IS NULL OR lease_until <= ?)",
+                (now + self.lease_seconds, owner, scope, key, now),
+            ).rowcount
+        if took != 1:  # another request took it over first
+            return Begun("running", lease_left=self.lease_seconds)
+        return Begun("run", owner=owner, taken_over=True)
+
+    def finish(self, scope: str, key: str, owner: str, status: int, body: bytes, headers: str) -> None:
+        """Store the final answer, if this run still owns the key."""
+        with self._db() as db:
+            db.execute(
+                "UPDATE idempotency SET state='done', status=?, body=?, headers=?, lease_until=NULL "
+                "WHERE scope=? AND key=? AND owner=? AND state='running'",
+                (status, body, headers, scope, key, owner),
+            )
+
+    def forget(self, scope: str, key: str, owner: str) -> None:
+        """Drop the key (no final answer): the client may retry it; only this run's key."""
+        with self._db() as db:
+            db.execute("DELETE FROM idempotency WHERE scope=? AND key=? AND owner=? AND state='running'",
+                       (scope, key, owner))
+
+
+def mark_unsettled() -> None:
+    """The answer holds an outcome the gateway could not learn (a per-item 5xx problem in a
+    batch): do not store it, so a retry with the key runs again and re-reads upstream."""
+    g.idem_unsettled = True
+
+
+def _authenticate(app: Flask, gw: Gateway) -> None:
+    """The view's own authentication, before any replay (a logged-out token gets 401)."""
+    view = app.view_functions.get(request.endpoint or "")
+    auth = getattr(view, "_opacgw_spec", {}).get("auth") if view is not None else None
+    if auth == "patron":
+        gw.current()
+    elif auth == "patron-or-client" and request.headers.get("Authorization"):
+        gw.current()
 
 
 def install(app: Flask, gw: Gateway) -> None:
+    store = IdempotencyStore(gw.db, lease_seconds=gw.settings.idempotency_lease_seconds)
+    app.extensions["opacgw_idempotency"] = store
+
     @app.before_request
     def _replay() -> Response | None:
         if request.method != "POST":
@@ -49,6 +176,7 @@ def install(app: Flask, gw: Gateway) -> None:
             return None
         if not 1 <= len(key) <= 255:
             raise InvalidRequest(f"{HEADER} must be 1–255 characters")
+        _authenticate(app, gw)
         mac_key = gw.crypto.hmac_key
         fingerprint = hmac.new(
             mac_key, request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data(cache=True),
@@ -57,28 +185,16 @@ def install(app: Flask, gw: Gateway) -> None:
         auth = request.headers.get("Authorization", "")
         who = f"token:{auth}" if auth else f"client:{g.get('client', 'anonymous')}:{fingerprint}"
         scope = hmac.new(mac_key, who.encode(), hashlib.sha256).hexdigest()
-        _ensure(gw)
-        db = gw.db()
-        with db:
-            db.execute("DELETE FROM idempotency WHERE created < ?", (time.time() - TTL_SECONDS,))
-            row = db.execute(
-                "SELECT fingerprint, state, status, body, headers FROM idempotency WHERE scope=? AND key=?",
-                (scope, key),
-            ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO idempotency VALUES (?, ?, ?, 'running', NULL, NULL, NULL, ?)",
-                    (scope, key, fingerprint, time.time()),
-                )
-                g.idem = (scope, key)
-                return None
-        fp, state, status, body, headers = row
-        if fp != fingerprint:
+        begun = store.begin(scope, key, fingerprint)
+        if begun.outcome == "run":
+            g.idem = (scope, key, begun.owner)
+            return None
+        if begun.outcome == "mismatch":
             raise Conflict(f"{HEADER} {key!r} was used for a different request")
-        if state == "running":
+        if begun.outcome == "running":
             raise Conflict(f"a request with {HEADER} {key!r} is still in progress", retry_after=1)
-        resp = Response(gw.crypto.fernet.decrypt(body), status=status)
-        for name, value in json.loads(headers).items():
+        resp = Response(gw.crypto.fernet.decrypt(begun.body), status=begun.status)
+        for name, value in json.loads(begun.headers).items():
             resp.headers[name] = value
         resp.headers["Idempotent-Replayed"] = "true"
         return resp
@@ -88,21 +204,17 @@ def install(app: Flask, gw: Gateway) -> None:
         idem = g.pop("idem", None)
         if idem is None:
             return resp
-        db = gw.db()
-        with db:
-            if resp.status_code >= 500:
-                db.execute("DELETE FROM idempotency WHERE scope=? AND key=?", idem)
-            else:
-                headers = {h: resp.headers[h] for h in _KEEP_HEADERS if h in resp.headers}
-                db.execute(
-                    "UPDATE idempotency SET state='done', status=?, body=?, headers=? WHERE scope=? AND key=?",
-                    (resp.status_code, gw.crypto.fernet.encrypt(resp.get_data()), json.dumps(headers), *idem),
-                )
+        scope, key, owner = idem
+        if resp.status_code >= 500 or g.pop("idem_unsettled", False):
+            store.forget(scope, key, owner)
+        else:
+            headers = {h: resp.headers[h] for h in _KEEP_HEADERS if h in resp.headers}
+            store.finish(scope, key, owner, resp.status_code, gw.crypto.fernet.encrypt(resp.get_data()),
+                         json.dumps(headers))
         return resp
 
     @app.teardown_request
     def _forget(exc: BaseException | None) -> None:
         idem = g.pop("idem", None)
         if idem is not None:  # the request died before after_request
-            with gw.db() as db:
-                db.execute("DELETE FROM idempotency WHERE scope=? AND key=?", idem)
+            store.forget(*idem)
