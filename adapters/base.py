@@ -34,7 +34,7 @@ from core.errors import (
     NotSupported,
     UpstreamChanged,
     UpstreamTimeout,
-    UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from core.models import (
     Alert,
@@ -301,7 +301,7 @@ def translate_transport_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"no answer within {self.library.timeout:g} s", library=self.library.id) from exc
         except httpx.TransportError as exc:
-            raise UpstreamUnavailable(f"cannot reach the library's system ({type(exc).__name__})",
+            raise UpstreamUnreachable(f"cannot reach the library's system ({type(exc).__name__})",
                                       library=self.library.id) from exc
 
     return wrapper

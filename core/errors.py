@@ -153,6 +153,12 @@ class UpstreamUnavailable(GatewayError):
     status, code, title = 503, "upstream_unavailable", "The library's system is unavailable"
 
 
+class UpstreamUnreachable(UpstreamUnavailable):
+    """503 upstream_unavailable: no answer at all (connection refused or reset, DNS, a broken
+    exchange).  With ``UpstreamTimeout`` the only failures a library's circuit counts: an
+    HTTP error page is an answer, and odd input from one client can provoke one."""
+
+
 class UpstreamMaintenance(GatewayError):
     status, code, title = 503, "upstream_maintenance", "The library's system is in its maintenance window"
 

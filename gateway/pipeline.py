@@ -44,7 +44,8 @@ class CallPipeline:
         adapter = self.gw.adapter(library_id)
         if "login" not in adapter.capabilities:
             raise NotSupported("this library's system offers no patron login", library=library_id)
-        return self.gw.guard(library_id).call(lambda: adapter.login(card, password), read=True)
+        # never retried (read=False): libraries count failed logins and lock cards
+        return self.gw.guard(library_id).call(lambda: adapter.login(card, password), read=False)
 
     def logout(self, library_id: str, up: UpstreamSession) -> None:
         adapter = self.gw.adapter(library_id)
@@ -114,7 +115,8 @@ class CallPipeline:
                                   "credentials for it; log in again", library=acc.library)
         log.info("upstream session expired, logging in again library=%s card=%s", acc.library,
                  acc.card_number_masked)
-        return self.gw.guard(acc.library).call(lambda: adapter.login(up.card_number, password), read=True)
+        return self.gw.guard(acc.library).call(lambda: adapter.login(up.card_number, password),
+                                               read=False)
 
     @staticmethod
     def require(adapter: Adapter, capability: str) -> None:

@@ -3,10 +3,14 @@
 - a cap on concurrent upstream calls per library (``max_concurrency``): small
   municipal portals are never hammered, however many patrons call at once;
 - a circuit breaker per library (pybreaker): after ``circuit_failures`` consecutive
-  transport failures the library answers 503 ``upstream_unavailable`` with
-  ``Retry-After`` without being called, then one probe is let through (half-open);
+  failures to get any answer (``UpstreamUnreachable``: refused, reset, DNS; or
+  ``UpstreamTimeout``) the library answers 503 ``upstream_unavailable`` with
+  ``Retry-After`` without being called, then one probe is let through (half-open).
+  An answer, even an HTTP 500, never counts: one client's odd input (a non-ASCII
+  password, a strange id) can provoke one, and must not close a library for others;
 - maintenance windows: 503 ``upstream_maintenance`` with ``Retry-After``, no call;
-- retries with backoff (tenacity) only for idempotent reads, only on transport failures;
+- retries with backoff (tenacity) only for idempotent reads, only on transport failures
+  (never for a login: a library counts failed logins and locks cards);
 - a short-lived per-session read cache that every write of that session invalidates.
 """
 
@@ -21,14 +25,20 @@ import pybreaker
 from cachetools import TTLCache
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from core.errors import UpstreamMaintenance, UpstreamTimeout, UpstreamUnavailable
+from core.errors import (
+    UpstreamMaintenance,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+)
 from gateway.config import LibraryConfig
 
 T = TypeVar("T")
 
 
 def _not_transport_failure(exc: BaseException) -> bool:
-    return not isinstance(exc, (UpstreamUnavailable, UpstreamTimeout))
+    """What the breaker ignores: everything but getting no answer at all."""
+    return not isinstance(exc, (UpstreamUnreachable, UpstreamTimeout))
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -19,7 +19,7 @@ from core.errors import (
     PasswordChangeRequired,
     SessionExpired,
     UpstreamChanged,
-    UpstreamUnavailable,
+    UpstreamUnreachable,
 )
 from gateway.models import Hold, Holding, HoldRequest, HoldResult, Loan, RenewalResult
 
@@ -68,7 +68,7 @@ class FakeAdapter(Adapter):
         if u.delay:
             time.sleep(u.delay)
         if u.down:
-            raise UpstreamUnavailable("connection refused", library=self.library.id)
+            raise UpstreamUnreachable("connection refused", library=self.library.id)
         if u.crash:
             raise RuntimeError("a bug in the adapter")
 
