@@ -29,10 +29,11 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from core.config import ConfigError
 from core.errors import (
     NotSupported,
-    UpstreamChanged,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
@@ -88,6 +89,44 @@ class UpstreamSession:
         return f"UpstreamSession(card=…{self.card_number[-4:]}, cookies={len(self.cookies)})"
 
 
+class AdapterOptions(BaseModel):
+    """``[libraries.<id>.options]`` of a library: each family subclasses this with its keys
+    (``Adapter.options_model``); the base accepts any keys for families without a model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+@dataclass(frozen=True)
+class SecretFields:
+    """What an adapter sends that is secret, by field name: urlencoded form fields for the
+    portal families, XML element local names for NCIP and SOAP.  The cassette scrubbers
+    (``fixtures.cassettes.scrubber_for``) and ``tests/test_no_secrets.py`` read this, so
+    scrubbing follows what the adapter posts."""
+
+    #: passwords, PINs, birth dates used as a password: never written anywhere
+    secret: frozenset[str] = frozenset()
+    #: card numbers: masked to the last four digits
+    cards: frozenset[str] = frozenset()
+    #: session ids and anti-forgery tokens (also as hidden inputs of pages): replaced
+    tokens: frozenset[str] = frozenset()
+    #: HTTP headers carrying the gateway's own credentials
+    headers: frozenset[str] = frozenset()
+
+    def __or__(self, other: SecretFields) -> SecretFields:
+        return SecretFields(self.secret | other.secret, self.cards | other.cards,
+                            self.tokens | other.tokens, self.headers | other.headers)
+
+
+def validate_options(model: type[BaseModel], library: LibraryConfig) -> BaseModel:
+    """``library.options`` as ``model``; a bad key is a ``ConfigError`` naming library and key."""
+    try:
+        return model.model_validate(library.options or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"options.{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        raise ConfigError(f"library {library.id!r}: {problems}") from None
+
+
 class _SharedTransport(httpx.HTTPTransport):
     """A pooled transport shared by the per-call clients of one adapter; closing a
     client must not close the pool."""
@@ -111,9 +150,15 @@ class Adapter:
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: whether the adapter can re-read its own state after an ambiguous write
     description: ClassVar[str] = ""
+    #: the model of the library's ``options``, validated when the adapter is built
+    options_model: ClassVar[type[BaseModel]] = AdapterOptions
+    #: the secret fields this family posts (see ``SecretFields``; ``secrets()`` may refine
+    #: them from the options, e.g. a SOAP mapping names its own elements)
+    secret_fields: ClassVar[SecretFields] = SecretFields()
 
     def __init__(self, library: LibraryConfig, *, transport: httpx.BaseTransport | None = None) -> None:
         self.library = library
+        self.options: BaseModel = validate_options(self.options_model, library)
         self._transport = transport or _SharedTransport(
             limits=httpx.Limits(max_connections=library.max_concurrency * 2,
                                 max_keepalive_connections=library.max_concurrency)
@@ -139,6 +184,10 @@ class Adapter:
             event_hooks={"request": [self._count]},
             **kw,
         )
+
+    def secrets(self) -> SecretFields:
+        """The secret fields of what this adapter posts (the class's declaration by default)."""
+        return self.secret_fields
 
     def _count(self, request: httpx.Request) -> None:
         with self._count_lock:
@@ -281,13 +330,6 @@ class Adapter:
 
     def cancel_lending_request(self, session: UpstreamSession, upstream_id: str) -> None:
         raise NotSupported(library=self.library.id)
-
-
-def require(value: Any, what: str, library: str | None = None) -> Any:
-    """Fail loudly on a required field missing from an upstream answer."""
-    if value is None or value == "":
-        raise UpstreamChanged(f"missing {what} in the upstream answer", library=library)
-    return value
 
 
 def translate_transport_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

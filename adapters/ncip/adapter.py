@@ -34,13 +34,12 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from adapters.base import Adapter, UpstreamSession, translate_transport_errors
+from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.ncip import messages as M
 from adapters.ncip import parse as P
 from adapters.ncip.xml import fmt_datetime
-from core.config import ConfigError
 from core.errors import (
     GatewayError,
     InvalidRequest,
@@ -91,14 +90,14 @@ class NcipAuth(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["basic", "bearer"] = "basic"
     user: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> NcipAuth:
         if self.type == "basic" and not (self.user and self.password is not None):
             raise ValueError("basic auth needs user and password")
-        if self.type == "bearer" and not self.token:
+        if self.type == "bearer" and not (self.token and self.token.get_secret_value()):
             raise ValueError("bearer auth needs token")
         return self
 
@@ -135,14 +134,16 @@ class NcipAdapter(Adapter):
         "messages", "availability", "lending_request",
     })
 
+    options_model = NcipOptions
+    options: NcipOptions
+    #: the PIN travels in an AuthenticationInputData, the card in it and in UserIdentifierValue;
+    #: the gateway's own credentials (options.auth) in Authorization
+    secret_fields = SecretFields(secret=frozenset({"AuthenticationInputData"}),
+                                 cards=frozenset({"UserIdentifierValue"}),
+                                 headers=frozenset({"authorization"}))
+
     def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(library, transport=transport)
-        try:
-            self.options = NcipOptions.model_validate(library.options)
-        except ValidationError as exc:
-            problems = "; ".join(f"key 'options.{'.'.join(str(x) for x in e['loc'])}': {e['msg']}"
-                                 for e in exc.errors())
-            raise ConfigError(f"library {library.id!r}: {problems}") from None
         self.header = M.Header(self.options.from_agency_id, self.options.to_agency_id)
         self._agencies: dict[str, tuple[float, P.Agency]] = {}
         self._agency_lock = threading.Lock()
@@ -152,13 +153,14 @@ class NcipAdapter(Adapter):
         h = {"Content-Type": XML_CONTENT_TYPE, "Accept": "application/xml, text/xml"}
         auth = self.options.auth
         if auth is not None and auth.type == "bearer":
-            h["Authorization"] = f"Bearer {auth.token}"
+            h["Authorization"] = f"Bearer {auth.token.get_secret_value() if auth.token else ''}"
         return h
 
     def _post(self, message: bytes) -> bytes:
         """POST one message; the answer's bytes (also of HTTP errors that carry XML)."""
         auth = self.options.auth
-        basic = (auth.user, auth.password) if auth is not None and auth.type == "basic" else None
+        basic = ((auth.user or "", auth.password.get_secret_value() if auth.password else "")
+                 if auth is not None and auth.type == "basic" else None)
         with self.client() as c:
             resp = c.post(self.options.endpoint or "", content=message, headers=self._headers(),
                           **({"auth": basic} if basic else {}))

@@ -36,10 +36,9 @@ from urllib.parse import urlparse
 import httpx
 import zeep
 from lxml import etree
-from pydantic import ValidationError
 from zeep.exceptions import Error as ZeepError
 
-from adapters.base import Adapter, UpstreamSession, translate_transport_errors
+from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.soap.envelope import SoapFault, build_envelope, find_fault, parse_response
 from adapters.soap.mapping import (
     Context,
@@ -56,7 +55,6 @@ from adapters.soap.mapping import (
     map_pickup_locations,
     map_profile,
 )
-from core.config import ConfigError
 from core.errors import (
     AccountBlocked,
     CardNumberInvalid,
@@ -137,15 +135,11 @@ class SoapAdapter(Adapter):
     OPTIONAL_ROLES: ClassVar[dict[str, str]] = {"hold_update": "update_hold"}
     description = "SOAP 1.1 circulation service described by a WSDL, mapped by configuration (zeep)"
 
+    options_model = SoapOptions
+    options: SoapOptions
+
     def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(library, transport=transport)
-        try:
-            self.options = SoapOptions.model_validate(library.options)
-        except ValidationError as exc:
-            keys = "; ".join(
-                f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            raise ConfigError(f"library {library.id!r}: {keys}") from None
         # A library offers an optional capability only if its mapping names the operation.
         self.capabilities = frozenset(  # type: ignore[misc]
             cap
@@ -156,6 +150,19 @@ class SoapAdapter(Adapter):
         self._zeep_client: zeep.Client | None = None
         self._zeep_lock = threading.Lock()
         self._locations: dict[str, str] | None = None
+
+    def secrets(self) -> SecretFields:
+        """The request elements the mapping fills with the password, the card number or
+        the session key, and the answer's session element (by local name)."""
+        kinds: dict[str, set[str]] = {"password": set(), "card_number": set(), "session": set()}
+        for _, op in self.options.operations:
+            for path, template in (op.request if op is not None else {}).items():
+                var = template[1:].split("|", 1)[0] if template.startswith("$") else ""
+                if var in kinds:
+                    kinds[var].add(path.rsplit(".", 1)[-1])
+        kinds["session"].add(self.options.operations.login.session.rsplit(".", 1)[-1])
+        return SecretFields(secret=frozenset(kinds["password"]), cards=frozenset(kinds["card_number"]),
+                            tokens=frozenset(kinds["session"]))
 
     # ------------------------------------------------------------ plumbing
     def _url(self, value: str) -> str:

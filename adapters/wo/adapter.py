@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from adapters.base import Adapter, UpstreamSession, translate_transport_errors
+from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.wo import parse
 from core.errors import (
     AccountBlocked,
@@ -83,6 +83,16 @@ PATH_ENET_ENTRY = "/opc_srh/enet_entry"
 PATH_ENET_LIST = "/opc_srh/usr_enet"
 PATH_ENET_CANCEL = "/opc_srh/usr_enet_cancel"
 
+# ---------------------------------------------------------------- form fields
+FIELD_CARD = "usr_id"
+FIELD_PASSWORD = "usr_pw"
+FIELD_OLD_PASSWORD = "old_pw"
+FIELD_NEW_PASSWORD = "new_pw"
+FIELD_NEW_PASSWORD_AGAIN = "new_pw_cnf"
+FIELD_BIRTH_DATE = "birth_ymd"
+FIELD_TOKEN = "wo_ctkn"  # the anti-forgery token, replaced at login
+FIELD_REGISTRATION_KEY = "reg_key"
+
 # ---------------------------------------------------------------- the portal's messages
 MSG_NO_PASSWORD = "パスワードが登録されていません"
 MSG_BAD_LOGIN = "正しくありません"
@@ -134,9 +144,17 @@ class WoAdapter(Adapter):
         "search", "availability", "lending_request",
     })
 
+    options_model = WoOptions
+    options: WoOptions
+    secret_fields = SecretFields(
+        secret=frozenset({FIELD_PASSWORD, FIELD_OLD_PASSWORD, FIELD_NEW_PASSWORD, FIELD_NEW_PASSWORD_AGAIN,
+                          FIELD_BIRTH_DATE}),
+        cards=frozenset({FIELD_CARD}),
+        tokens=frozenset({FIELD_TOKEN, FIELD_REGISTRATION_KEY}),
+    )
+
     def __init__(self, library: Any, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(library, transport=transport)
-        self.options = WoOptions.model_validate(library.options or {})
         self._code_to_pickup = {code: pid for pid, code in self.options.enet_pickup_codes.items()}
 
     # ------------------------------------------------------------ plumbing
@@ -181,7 +199,7 @@ class WoAdapter(Adapter):
         confirm = self._post(session, path, {**data, "btn_cnf": button})
         if parse.page_info(confirm).errors:
             raise self._refusal(confirm)
-        return {**data, "wo_ctkn": self._ctkn(confirm, session)}
+        return {**data, FIELD_TOKEN: self._ctkn(confirm, session)}
 
     def _executed(self, session: UpstreamSession, path: str, data: dict[str, Any], button: str, done_msg: str) -> str:
         """Step 2 (実行, ``btn_exe``): the result page, which must carry ``done_msg``."""
@@ -224,7 +242,7 @@ class WoAdapter(Adapter):
             token = parse.page_info(self._page(form, session_needed=False)).ctkn
             if not token:
                 raise UpstreamChanged("the login form has no wo_ctkn", library=self.library.id)
-            r = c.post(PATH_LOGIN, data={"usr_id": card_number, "usr_pw": password, "wo_ctkn": token,
+            r = c.post(PATH_LOGIN, data={FIELD_CARD: card_number, FIELD_PASSWORD: password, FIELD_TOKEN: token,
                                          "btn_login": "ログイン"})
             if not r.is_redirect:
                 info = parse.page_info(self._page(r, session_needed=False))
@@ -255,7 +273,7 @@ class WoAdapter(Adapter):
     @translate_transport_errors
     def register_password(self, card_number: str, birth_date: date, new_password: str) -> None:
         with self.client() as c:
-            r1 = c.post(PATH_REGISTER, data={"usr_id": card_number, "birth_ymd": f"{birth_date:%Y%m%d}",
+            r1 = c.post(PATH_REGISTER, data={FIELD_CARD: card_number, FIELD_BIRTH_DATE: f"{birth_date:%Y%m%d}",
                                              "btn_next": "次へ進む"})
             page = self._page(r1, session_needed=False)
             key = parse.parse_registration_key(page)
@@ -272,8 +290,8 @@ class WoAdapter(Adapter):
                                          upstream_message=text)
                 raise UpstreamChanged("the password registration answer could not be understood",
                                       library=self.library.id)
-            r2 = c.post(PATH_REGISTER_EXE, data={"reg_key": key, "new_pw": new_password,
-                                                 "new_pw_cnf": new_password, "btn_reg": "登録"})
+            r2 = c.post(PATH_REGISTER_EXE, data={FIELD_REGISTRATION_KEY: key, FIELD_NEW_PASSWORD: new_password,
+                                                 FIELD_NEW_PASSWORD_AGAIN: new_password, "btn_reg": "登録"})
         info = parse.page_info(self._page(r2, session_needed=False))
         if any(MSG_REGISTERED in m for m in info.oks):
             return
@@ -305,8 +323,8 @@ class WoAdapter(Adapter):
             session = self.login(card_number, current_password)
         page = self._get(session, PATH_PASSWORD)
         token = self._ctkn(page, session)
-        done = self._post(session, PATH_PASSWORD, {"wo_ctkn": token, "old_pw": current_password,
-                                                   "new_pw": new_password, "new_pw_cnf": new_password,
+        done = self._post(session, PATH_PASSWORD, {FIELD_TOKEN: token, FIELD_OLD_PASSWORD: current_password,
+                                                   FIELD_NEW_PASSWORD: new_password, FIELD_NEW_PASSWORD_AGAIN: new_password,
                                                    "btn_exe": "変更"})
         info = parse.page_info(done)
         if any(MSG_PASSWORD_CHANGED in m for m in info.oks):
@@ -352,7 +370,7 @@ class WoAdapter(Adapter):
                 raise InvalidRequest(f"unknown contact method {changes.contact_method!r}; one of "
                                      + ", ".join(options.values()), library=self.library.id)
             data["sel_cntct"] = code
-        data["wo_ctkn"] = token
+        data[FIELD_TOKEN] = token
         data = self._confirmed(session, PATH_MAIL, data, "確認")
         self._executed(session, PATH_MAIL, data, "登録", MSG_MAIL_DONE)
         return self.profile(session)
@@ -380,7 +398,7 @@ class WoAdapter(Adapter):
             else:
                 targets.append(lid)
         if targets:
-            data: dict[str, Any] = {"wo_ctkn": session.data.get("ctkn", ""), "chk_shiryo": targets}
+            data: dict[str, Any] = {FIELD_TOKEN: session.data.get("ctkn", ""), "chk_shiryo": targets}
             data = self._confirmed(session, PATH_RENEW, data, "延長する")
             try:
                 done = self._post(session, PATH_RENEW, {**data, "btn_exe": "実行"})
@@ -463,7 +481,7 @@ class WoAdapter(Adapter):
             if not contact_code:
                 raise InvalidRequest(f"unknown contact method {contact!r}; one of " + ", ".join(options.values()),
                                      library=self.library.id)
-        data = {"wo_ctkn": token, "bibid": record_id, "sel_uktr": branch, "sel_cntct": contact_code}
+        data = {FIELD_TOKEN: token, "bibid": record_id, "sel_uktr": branch, "sel_cntct": contact_code}
         data = self._confirmed(session, PATH_HOLD_ENTRY, data, "確認")
         done = self._executed(session, PATH_HOLD_ENTRY, data, "予約する", MSG_HOLD_ACCEPTED)
         return parse.parse_hold_number(done)
@@ -477,7 +495,7 @@ class WoAdapter(Adapter):
         if not hold.cancelable:
             raise Conflict("the library does not let this hold be cancelled online (it is ready or in transit)",
                            library=self.library.id)
-        data = {"wo_ctkn": session.data.get("ctkn", ""), "chk_rsv": hold_id}
+        data = {FIELD_TOKEN: session.data.get("ctkn", ""), "chk_rsv": hold_id}
         data = self._confirmed(session, PATH_HOLD_CANCEL, data, "予約を取り消す")
         self._executed(session, PATH_HOLD_CANCEL, data, "実行", MSG_HOLD_CANCELLED)
 
@@ -521,7 +539,7 @@ class WoAdapter(Adapter):
             raise InvalidRequest(f"the portal does not offer {pickup_library!r} as a pickup library",
                                  library=self.library.id)
         note = f"受取希望: {pickup_branch}" if pickup_branch else ""
-        data = {"wo_ctkn": self._ctkn(form, session), "bibid": record_id, "sel_enet_uktr": code, "txt_biko": note}
+        data = {FIELD_TOKEN: self._ctkn(form, session), "bibid": record_id, "sel_enet_uktr": code, "txt_biko": note}
         data = self._confirmed(session, PATH_ENET_ENTRY, data, "確認")
         try:
             done = self._executed(session, PATH_ENET_ENTRY, data, "申し込む", MSG_ENET_ACCEPTED)
@@ -554,7 +572,7 @@ class WoAdapter(Adapter):
         if not req.extra.get("cancelable"):
             raise Conflict(f"the request is {req.extra.get('upstream_state')} and can no longer be cancelled",
                            library=self.library.id, upstream_message=req.extra.get("upstream_state"))
-        data = {"wo_ctkn": session.data.get("ctkn", ""), "chk_enet": upstream_id}
+        data = {FIELD_TOKEN: session.data.get("ctkn", ""), "chk_enet": upstream_id}
         data = self._confirmed(session, PATH_ENET_CANCEL, data, "申込を取り消す")
         self._executed(session, PATH_ENET_CANCEL, data, "実行", MSG_ENET_CANCELLED)
 
