@@ -77,6 +77,14 @@ class UpstreamSession:
     card_number: str
     cookies: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    #: set by the gateway: stores this state now (not serialised).  ``adapters.writes``
+    #: calls it before a write's last step, so its intent survives a lost answer.
+    saver: Callable[[UpstreamSession], None] | None = field(default=None, repr=False, compare=False)
+
+    def checkpoint(self) -> None:
+        """Have the gateway store this state now (a no-op outside the gateway)."""
+        if self.saver is not None:
+            self.saver(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"card_number": self.card_number, "cookies": self.cookies, "data": self.data}

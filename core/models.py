@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Capability = Literal[
     "login",
@@ -141,10 +141,18 @@ class Loan(Value):
 
 
 class RenewalResult(Value):
+    """One loan's renewal: ``ok`` with the renewed ``loan``, or not ``ok`` with the ``error``
+    (the reason of a refusal is ``error.reason``) — never both, never neither."""
+
     loan_id: str
     ok: bool
     loan: Loan | None = None
     error: Problem | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RenewalResult:
+        _one_of(self.ok, self.loan, self.error, "loan")
+        return self
 
 
 # ---------------------------------------------------------------- holds
@@ -174,10 +182,26 @@ class HoldRequest(Request):
 
 
 class HoldResult(Value):
+    """One record's hold: ``ok`` with the ``hold``, or not ``ok`` with the ``error`` — never
+    both (a duplicate is a ``conflict`` problem, without the hold already there)."""
+
     record_id: str
     ok: bool
     hold: Hold | None = None
     error: Problem | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> HoldResult:
+        _one_of(self.ok, self.hold, self.error, "hold")
+        return self
+
+
+def _one_of(ok: bool, value: object, error: Problem | None, what: str) -> None:
+    """A per-item write result holds exactly one of its value (when ok) and its problem."""
+    if ok and (value is None or error is not None):
+        raise ValueError(f"an ok result carries its {what} and no error")
+    if not ok and (error is None or value is not None):
+        raise ValueError(f"a failed result carries its error and no {what}")
 
 
 class HoldUpdate(Request):

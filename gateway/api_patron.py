@@ -9,12 +9,14 @@ from flask import Blueprint, Response
 
 from core.errors import GatewayError, InvalidRequest, NotFound
 from gateway.http import body, bool_arg, int_arg, json_response, spec
+from gateway.idempotency import mark_unsettled
 from gateway.models import (
     Cart,
     HistoryPage,
     Hold,
     HoldList,
     HoldRequest,
+    HoldResult,
     HoldResults,
     HoldUpdate,
     LoanList,
@@ -100,7 +102,15 @@ def list_loans(library: str) -> Response:
 
 def _renew(library: str, loan_ids: list[str] | None) -> list[RenewalResult]:
     results: list[RenewalResult] = gw().patron_call(library, "renew", "renew", loan_ids, write=True)
+    _unsettled(results)
     return results
+
+
+def _unsettled(results: list[RenewalResult] | list[HoldResult]) -> None:
+    """A batch with an outcome the gateway could not learn is not kept for Idempotency-Key
+    replays: a retry runs again and re-reads (adapters.writes)."""
+    if any(r.error is not None and r.error.status >= 500 for r in results):
+        mark_unsettled()
 
 
 @bp.post("/loans/<loan_id>/renewal")
@@ -153,6 +163,7 @@ def place_holds(library: str) -> Response:
     req = req.model_copy(update={"pickup_branch": _check_branch(library, req.pickup_branch, "pickup_branch")})
     _check_contact(library, req.contact_method)
     results = gw().patron_call(library, "hold_place", "place_holds", req, write=True)
+    _unsettled(results)
     # One shape for a refusal of the patron as a whole (e.g. 延滞本をお持ちの場合、予約できません):
     # whether the adapter raised it or put it in every result, the answer is a 403.
     if results and all(not r.ok and r.error is not None and r.error.code == "account_blocked" for r in results):

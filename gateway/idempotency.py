@@ -157,9 +157,7 @@ def _authenticate(app: Flask, gw: Gateway) -> None:
     """The view's own authentication, before any replay (a logged-out token gets 401)."""
     view = app.view_functions.get(request.endpoint or "")
     auth = getattr(view, "_opacgw_spec", {}).get("auth") if view is not None else None
-    if auth == "patron":
-        gw.current()
-    elif auth == "patron-or-client" and request.headers.get("Authorization"):
+    if auth == "patron" or (auth == "patron-or-client" and request.headers.get("Authorization")):
         gw.current()
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from adapters import writes
 from adapters.base import Adapter, UpstreamSession
 from core.errors import (
     GatewayError,
@@ -81,14 +82,28 @@ class CallPipeline:
         if data is None:
             raise Unauthenticated("the session's upstream state cannot be read; log in again", library=library_id)
         up = UpstreamSession.from_dict(data)
-        before = up.to_dict()
+        saved = [up.to_dict()]
+
+        def persist(state: UpstreamSession) -> None:
+            # Also called by the adapter mid-write (UpstreamSession.checkpoint): a write's
+            # intent is stored before its last step (adapters.writes).
+            now = state.to_dict()
+            if now != saved[0]:
+                sealed = gw.crypto.seal(now)
+                gw.store.update_upstream(ctx.token_hash, library_id, sealed)
+                acc.upstream = sealed
+                saved[0] = now
+
+        up.saver = persist
         guard = gw.guard(library_id)
         try:
             try:
                 result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write)
             except SessionExpired:
+                old = up
                 up = self.relogin(ctx, acc, adapter, up)
-                before = {}
+                writes.carry_over(old, up)
+                up.saver = persist
                 result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write)
         except SessionExpired:
             raise Unauthenticated("the library ended the session and logging in again failed",
@@ -99,10 +114,11 @@ class CallPipeline:
         finally:
             if write:
                 gw.cache.invalidate(ctx.token_hash, library_id)
-        if up.to_dict() != before:
-            sealed = gw.crypto.seal(up.to_dict())
-            gw.store.update_upstream(ctx.token_hash, library_id, sealed)
-            acc.upstream = sealed
+                try:  # a failed write may leave an intent (or new cookies) to keep
+                    persist(up)
+                except Exception:  # never hide the call's own outcome
+                    log.exception("could not store the upstream state after a write library=%s", library_id)
+        persist(up)
         if cache and not write:
             gw.cache.put(key, result)
         return result

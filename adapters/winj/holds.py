@@ -18,6 +18,7 @@ import unicodedata
 
 import httpx
 
+from adapters import writes
 from adapters.base import UpstreamSession, translate_transport_errors
 from adapters.winj import pages
 from adapters.winj.forms import *
@@ -75,10 +76,13 @@ class WinjHolds(WinjHttp):
         with self._serial(session), self.open(session) as client:
             # Re-read first: a retry (e.g. after a timeout where the portal did act)
             # must never place a second hold.
-            existing = {r.hold.record_id: r.hold for r in self._active_holds(client, session)}
+            active = [r.hold for r in self._active_holds(client, session)]
+            existing = {h.record_id: h for h in active}
+            # An earlier request whose answer was lost placed its hold: that is this one's answer.
+            results.update(writes.settle_holds(session, writes.pending_holds(session, wanted), active))
             for rid in wanted:
-                if rid in existing:
-                    results[rid] = HoldResult(record_id=rid, ok=False, hold=existing[rid], error=problem(
+                if rid in existing and rid not in results:
+                    results[rid] = HoldResult(record_id=rid, ok=False, error=problem(
                         Conflict("already reserved", library=lib, upstream_message="既に予約済です。")))
             todo = [rid for rid in wanted if rid not in results]
             if todo:
@@ -165,10 +169,14 @@ class WinjHolds(WinjHttp):
         if sorted(listed) != sorted(picks):
             raise Conflict("the portal's confirm screen lists other titles than asked for; nothing was reserved",
                            library=lib)
+        # none of picks has an active hold (place_holds answered those as conflicts)
+        writes.begin_holds(session, picks, before={})
         try:
             done_page = self._post(client, session, pages.RESERVE_CONFIRM_PATH, [BTN_OK])
-        except httpx.TimeoutException:
-            return results | self._reserve_after_timeout(client, session, picks)
+        except Exception as exc:
+            if not writes.unknown_outcome(exc):
+                raise
+            return results | self._reserve_after_timeout(client, session, picks, exc)
         _, lines = pages.parse_reserve_result(done_page.html)
         placed = {line.record_id for line in lines if line.ok}
         now = {r.hold.record_id: r.hold for r in self._active_holds(client, session)} if placed else {}
@@ -186,6 +194,7 @@ class WinjHolds(WinjHttp):
         for rid in picks:
             if rid not in results:
                 raise UpstreamChanged("the reservation result does not list every title", library=lib)
+        writes.settle(session, holds=picks)
         return results
 
     def _refusal(self, message: str) -> GatewayError:
@@ -217,17 +226,16 @@ class WinjHolds(WinjHttp):
         return int(m.group(1)) if m else 10
 
     def _reserve_after_timeout(self, client: httpx.Client, session: UpstreamSession,
-                               picks: list[str]) -> dict[str, HoldResult]:
+                               picks: list[str], exc: BaseException) -> dict[str, HoldResult]:
+        """The final confirm's answer was lost: re-read the holds (``adapters.writes``)."""
         lib = self.library.id
-        now = {r.hold.record_id: r.hold for r in self._active_holds(client, session)}
-        out = {}
-        for rid in picks:
-            if rid in now:
-                out[rid] = HoldResult(record_id=rid, ok=True, hold=now[rid])
-            else:
-                out[rid] = HoldResult(record_id=rid, ok=False, error=problem(
-                    UpstreamTimeout("the reservation was not confirmed in time; it was not placed", library=lib)))
-        return out
+        now: list[Hold] | None
+        try:
+            now = [r.hold for r in self._active_holds(client, session)]
+        except (httpx.HTTPError, GatewayError):
+            now = None  # the outcome stays unknown; the intent stays for the next attempt
+        return {rid: writes.hold_after(session, writes.HoldMark(rid, frozenset()), now, exc, library=lib)
+                for rid in picks}
 
     def _hold_row(self, client: httpx.Client, session: UpstreamSession, hold_id: str) -> pages.HoldRow:
         for row in pages.parse_hold_rows(self._get(client, session, pages.RESERVE_LIST_PATH).html,

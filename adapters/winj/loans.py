@@ -2,14 +2,15 @@
 
 Renewal picks rows by session-relative index (``chk_lend``): the list is re-read
 in the same upstream session, the 資料番号 mapped to its index, and the confirm
-screen must list exactly the loans asked for before 延長 is confirmed.  After a
-timeout on the confirm the list is re-read to learn which renewals happened.
+screen must list exactly the loans asked for before 延長 is confirmed.  A lost answer
+to the confirm is settled by re-reading the list under the rule of ``adapters.writes``.
 """
 
 from __future__ import annotations
 
 import httpx
 
+from adapters import writes
 from adapters.base import UpstreamSession, translate_transport_errors
 from adapters.winj import pages
 from adapters.winj.forms import *
@@ -17,11 +18,11 @@ from adapters.winj.forms import problem
 from adapters.winj.http import WinjHttp
 from core.errors import (
     Conflict,
+    GatewayError,
     NotFound,
     NotRenewable,
     UpstreamChanged,
     UpstreamError,
-    UpstreamTimeout,
 )
 from core.models import (
     Loan,
@@ -55,12 +56,15 @@ class WinjLoans(WinjHttp):
                 wanted = []
                 for lid in order:
                     row = by_id.get(lid)
-                    if row is None:
+                    settled = writes.settle_renewal(session, row.loan) if row is not None else None
+                    if settled is not None:  # an earlier attempt whose answer was lost did renew it
+                        results[lid] = settled
+                    elif row is None:
                         results[lid] = RenewalResult(loan_id=lid, ok=False, error=problem(
                             NotFound(f"no loan {lid!r}", library=lib)))
                     elif not row.index:
                         reason = row.loan.not_renewable_reason or "other"
-                        results[lid] = RenewalResult(loan_id=lid, ok=False, loan=row.loan, error=problem(
+                        results[lid] = RenewalResult(loan_id=lid, ok=False, error=problem(
                             NotRenewable("the portal offers no renewal for this loan", reason=reason, library=lib)))
                     else:
                         wanted.append(lid)
@@ -83,10 +87,13 @@ class WinjLoans(WinjHttp):
                            library=lib)
             return {r.loan.id: RenewalResult(loan_id=r.loan.id, ok=False, error=problem(err)) for r in rows}
         before = {r.loan.id: r.loan for r in rows}
+        writes.begin_renewals(session, before.values())
         try:
             page = self._post(client, session, pages.LEND_EXEC_PATH, [("btn_extension", "延長")])
-        except httpx.TimeoutException:
-            return self._renewal_after_timeout(client, session, before)
+        except Exception as exc:
+            if not writes.unknown_outcome(exc):
+                raise
+            return self._renewal_after_timeout(client, session, before, exc)
         _done, lines = pages.parse_extension_result(page.html)
         out: dict[str, RenewalResult] = {}
         for line in lines:
@@ -110,24 +117,21 @@ class WinjLoans(WinjHttp):
                 msg = pages.reason_text(line.message)
                 refusal = NotRenewable(f"the library refused the renewal: {msg}", reason=renewal_reason(msg),
                                        library=lib, upstream_message=msg)
-                out[old.id] = RenewalResult(loan_id=old.id, ok=False, loan=old, error=problem(refusal))
+                out[old.id] = RenewalResult(loan_id=old.id, ok=False, error=problem(refusal))
         missing = [i for i in before if i not in out]
         if missing:
             raise UpstreamChanged("the renewal result does not list every item", library=lib)
+        writes.settle(session, renewals=out)
         return out
 
     def _renewal_after_timeout(self, client: httpx.Client, session: UpstreamSession,
-                               before: dict[str, Loan]) -> dict[str, RenewalResult]:
-        """The confirm timed out: re-read the list to learn which renewals happened."""
+                               before: dict[str, Loan], exc: BaseException) -> dict[str, RenewalResult]:
+        """The confirm's answer was lost: re-read the list to learn which renewals happened."""
         lib = self.library.id
-        rows = pages.parse_lend_rows(self._get(client, session, pages.LEND_LIST_PATH).html, lib, self.today())
-        now = {r.loan.id: r.loan for r in rows}
-        out = {}
-        for lid, old in before.items():
-            cur = now.get(lid)
-            if cur is not None and cur.due_on != old.due_on:
-                out[lid] = RenewalResult(loan_id=lid, ok=True, loan=cur)
-            else:
-                out[lid] = RenewalResult(loan_id=lid, ok=False, loan=old, error=problem(
-                    UpstreamTimeout("the renewal was not confirmed in time; it did not happen", library=lib)))
-        return out
+        now: dict[str, Loan] | None
+        try:
+            rows = pages.parse_lend_rows(self._get(client, session, pages.LEND_LIST_PATH).html, lib, self.today())
+            now = {r.loan.id: r.loan for r in rows}
+        except (httpx.HTTPError, GatewayError):
+            now = None  # the outcome stays unknown; the intent stays for the next attempt
+        return {lid: writes.renewal_after(session, old, now, exc, library=lib) for lid, old in before.items()}
