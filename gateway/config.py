@@ -44,6 +44,9 @@ class GatewaySettings(Strict):
     fanout_deadline_seconds: float = Field(default=8.0, gt=0, le=120)
     circuit_failures: int = Field(default=5, ge=1, le=1000)
     circuit_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # Retries of an idempotent read after a transport failure (the one retry layer:
+    # gateway.resilience); logins and writes are never retried. 0 = no retry.
+    read_retries: int = Field(default=1, ge=0, le=5)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
     sandbox: bool = False
     # Extra simulators the sandbox starts besides the libraries' own: name → port

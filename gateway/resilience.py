@@ -9,8 +9,10 @@
   An answer, even an HTTP 500, never counts: one client's odd input (a non-ASCII
   password, a strange id) can provoke one, and must not close a library for others;
 - maintenance windows: 503 ``upstream_maintenance`` with ``Retry-After``, no call;
-- retries with backoff (tenacity) only for idempotent reads, only on transport failures
-  (never for a login: a library counts failed logins and locks cards);
+- retries with backoff (tenacity) only for idempotent reads, only on transport failures:
+  the ONE retry layer of the gateway (``read_retries`` in ``[gateway]``); adapters never
+  retry themselves, and logins and writes are never retried, so one read costs at most
+  ``1 + read_retries`` upstream attempts;
 - a short-lived per-session read cache that every write of that session invalidates.
 """
 
@@ -49,7 +51,7 @@ class UpstreamGuard:
     """Everything that stands between the gateway and one library's system."""
 
     def __init__(self, library: LibraryConfig, *, failures: int, reset_seconds: float,
-                 read_attempts: int = 2) -> None:
+                 read_retries: int = 1) -> None:
         self.library = library
         self.slots = threading.BoundedSemaphore(library.max_concurrency)
         self.breaker = pybreaker.CircuitBreaker(
@@ -59,7 +61,7 @@ class UpstreamGuard:
             throw_new_error_on_trip=False,
             name=library.id,
         )
-        self.read_attempts = read_attempts
+        self.read_attempts = 1 + read_retries
         self.in_flight = 0
         self.max_in_flight = 0
         self._count_lock = threading.Lock()
@@ -89,7 +91,10 @@ class UpstreamGuard:
             )
 
     def call(self, fn: Callable[[], T], *, read: bool) -> T:
-        """Run one upstream operation under maintenance, circuit, slot and retry rules."""
+        """Run one upstream operation under maintenance, circuit, slot and retry rules.
+
+        ``read=True`` only for an idempotent read: it is retried on transport failures.
+        Logins and writes pass ``read=False`` and run once."""
         self.check_maintenance()
         attempts = self.read_attempts if read else 1
         retrying = Retrying(

@@ -48,7 +48,8 @@ class Gateway:
         self.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="upstream")
         self._guards: dict[str, UpstreamGuard] = {
             lib.id: UpstreamGuard(lib, failures=self.settings.circuit_failures,
-                                  reset_seconds=self.settings.circuit_reset_seconds)
+                                  reset_seconds=self.settings.circuit_reset_seconds,
+                                  read_retries=self.settings.read_retries)
             for lib in config.libraries.values()
         }
         self._lock = threading.Lock()

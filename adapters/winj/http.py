@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from adapters.base import Adapter, UpstreamSession
 from adapters.winj import pages
@@ -34,8 +33,6 @@ from core.errors import SessionExpired, UpstreamError, UpstreamMaintenance, Upst
 FormData = Mapping[str, str] | Sequence[tuple[str, str]]
 
 HID_KEY = "hid"
-READ_ATTEMPTS = 2
-RETRYABLE = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
 CHARSET_KEY = "charset"
 
 # The portal keeps ONE pending confirm per web session: two multi-step writes of the
@@ -124,18 +121,10 @@ class WinjHttp(Adapter):
         url = path
         if params:
             url = f"{path}?{self._encode(params, self._charset(session))}"
-        response = self._retrying_get(client, url)
+        # No retry here: reads are retried once, in one place, by the gateway's call
+        # pipeline ([gateway] read_retries); a write flow's GETs are never retried.
+        response = client.get(url)
         return self._page(client, session, response, login_ok=login_ok)
-
-    def _retrying_get(self, client: httpx.Client, url: str) -> httpx.Response:
-        """A GET is safe to repeat: one quick retry when the connection dropped
-        (keep-alive connections the portal closed); never on a timeout, whose
-        budget is spent, and never for a POST."""
-        for attempt in Retrying(stop=stop_after_attempt(READ_ATTEMPTS), wait=wait_exponential(multiplier=0.05, max=0.5),
-                                retry=retry_if_exception_type(RETRYABLE), reraise=True):
-            with attempt:
-                return client.get(url)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, client: httpx.Client, session: UpstreamSession | None, path: str,
               data: FormData | None = None, *, login_ok: bool = False, with_hid: bool = True) -> Page:
