@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, request
 
 from core.errors import GatewayError, InvalidRequest, UpstreamTimeout
-from gateway.http import dump, json_response, spec
+from gateway.http import dump, json_response, query, spec
 from gateway.models import (
     Availability,
     Hold,
@@ -32,6 +32,7 @@ from gateway.models import (
     Source,
     Summary,
 )
+from gateway.queries import AvailabilityQuery, SummaryQuery
 from gateway.runtime import Gateway, SessionContext, gw
 
 bp = Blueprint("across", __name__)
@@ -202,11 +203,10 @@ def summary_text(lang: str, today: date, loans: list[Loan], due_soon: list[Loan]
 
 
 @bp.get("/v1/summary")
-@spec(response=Summary, summary="One short paragraph for a chatbot or voice assistant, with the lists")
+@spec(response=Summary, query=SummaryQuery,
+      summary="One short paragraph for a chatbot or voice assistant, with the lists")
 def summary() -> Response:
-    lang = request.args.get("lang", "ja")
-    if lang not in ("ja", "en"):
-        raise InvalidRequest("lang must be ja or en", errors=[{"field": "lang", "message": "ja or en"}])
+    lang = query(SummaryQuery).lang
     g = gw()
     ctx = _ctx(g)
     loans, loan_sources = fanout(g, ctx, "loans", "loans")
@@ -285,26 +285,16 @@ def normalize_isbn(raw: str) -> str:
 
 
 def _availability_args(g: Gateway) -> tuple[str, list[str], float]:
-    raw = request.args.get("isbn", "")
-    if not raw:
-        raise InvalidRequest("isbn is required", errors=[{"field": "isbn", "message": "required"}])
-    isbn = normalize_isbn(raw)
-    libs_raw = request.args.get("libraries", "")
+    q = query(AvailabilityQuery)
+    isbn = normalize_isbn(q.isbn)
+    libs_raw = q.libraries or ""
     libs = [x.strip() for x in libs_raw.split(",") if x.strip()] or [
         lib for lib in g.config.libraries if "availability" in g.adapter(lib).capabilities]
     unknown = [x for x in libs if x not in g.config.libraries]
     if unknown:
         raise InvalidRequest(f"unknown libraries: {', '.join(unknown)}",
                              errors=[{"field": "libraries", "message": "unknown library"}])
-    try:
-        timeout = float(request.args.get("timeout", "5"))
-    except ValueError:
-        raise InvalidRequest("timeout must be a number of seconds",
-                             errors=[{"field": "timeout", "message": "not a number"}]) from None
-    if not 0.1 <= timeout <= 60:
-        raise InvalidRequest("timeout must be between 0.1 and 60 seconds",
-                             errors=[{"field": "timeout", "message": "out of range"}])
-    return isbn, list(dict.fromkeys(libs)), timeout
+    return isbn, list(dict.fromkeys(libs)), q.timeout
 
 
 def _availability_one(g: Gateway, lib: str, isbn: str) -> LibraryAvailability:
@@ -321,7 +311,7 @@ def _timed_out(lib: str, timeout: float) -> LibraryAvailability:
 
 
 @bp.get("/v1/availability")
-@spec(response=Availability, auth="client",
+@spec(response=Availability, query=AvailabilityQuery, auth="client",
       summary="Holdings of an ISBN across libraries (JSON, or text/event-stream library by library)")
 def availability() -> Response:
     g = gw()

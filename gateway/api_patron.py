@@ -8,7 +8,7 @@ import re
 from flask import Blueprint, Response
 
 from core.errors import GatewayError, InvalidRequest, NotFound
-from gateway.http import body, bool_arg, int_arg, json_response, spec
+from gateway.http import body, json_response, query, spec
 from gateway.idempotency import mark_unsettled
 from gateway.models import (
     Cart,
@@ -36,6 +36,7 @@ from gateway.models import (
     ShelfList,
     ShelfMove,
 )
+from gateway.queries import ExportQuery, HistoryQuery, MessagesQuery
 from gateway.runtime import gw
 
 bp = Blueprint("patron", __name__, url_prefix="/v1/libraries/<library>")
@@ -214,17 +215,16 @@ def remove_cart(library: str, record_id: str) -> Response:
 
 # ------------------------------------------------------------------ history, messages
 @bp.get("/history")
-@spec(response=HistoryPage, summary="Reading history (only kept after opting in)")
+@spec(response=HistoryPage, query=HistoryQuery, summary="Reading history (only kept after opting in)")
 def history(library: str) -> Response:
-    page = int_arg("page", 1, 1, 1000)
-    per_page = int_arg("per_page", 50, 1, 200)
-    return json_response(gw().patron_call(library, "history", "history", page, per_page, cache=True))
+    q = query(HistoryQuery)
+    return json_response(gw().patron_call(library, "history", "history", q.page, q.per_page, cache=True))
 
 
 @bp.get("/messages")
-@spec(response=MessageList, summary="Messages from the library")
+@spec(response=MessageList, query=MessagesQuery, summary="Messages from the library")
 def messages(library: str) -> Response:
-    include_read = bool_arg("include_read", False)
+    include_read = query(MessagesQuery).include_read
     return json_response(MessageList(messages=gw().patron_call(library, "messages", "messages", include_read,
                                                                cache=True)))
 
@@ -291,13 +291,9 @@ def move_shelf_item(library: str, shelf_id: str, record_id: str) -> Response:
 
 
 @bp.get("/shelves/<shelf_id>/export")
-@spec(summary="Download a shelf as CSV", content_type="text/csv")
+@spec(summary="Download a shelf as CSV", query=ExportQuery, content_type="text/csv")
 def export_shelf(library: str, shelf_id: str) -> Response:
-    from flask import request
-
-    fmt = request.args.get("format", "csv")
-    if fmt != "csv":
-        raise InvalidRequest("format must be csv", errors=[{"field": "format", "message": "only csv"}])
+    query(ExportQuery)
     text = gw().patron_call(library, "shelves", "export_shelf", shelf_id)
     resp = Response(text, mimetype="text/csv")
     resp.headers["Content-Disposition"] = f'attachment; filename="shelf-{shelf_id}.csv"'
