@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from adapters import html
 from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.wo import parse
 from core.errors import (
@@ -41,7 +42,6 @@ from core.errors import (
     NotSupported,
     PasswordPolicyViolation,
     SessionExpired,
-    UpstreamChanged,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -163,7 +163,7 @@ class WoAdapter(Adapter):
             where = response.headers.get("location", "")
             if session_needed and "usr_login" in where:
                 raise SessionExpired()
-            raise UpstreamChanged(f"unexpected redirect to {where}", library=self.library.id)
+            raise html.changed(f"unexpected redirect to {where}", library=self.library.id)
         if response.status_code >= 500:
             raise UpstreamError(f"the portal answered HTTP {response.status_code}", library=self.library.id)
         text = parse.decode(response.content, response.headers.get("content-type"))
@@ -189,7 +189,7 @@ class WoAdapter(Adapter):
     def _ctkn(self, page: str, session: UpstreamSession) -> str:
         token = parse.page_info(page).ctkn or session.data.get("ctkn")
         if not token:
-            raise UpstreamChanged("no wo_ctkn on the page", library=self.library.id)
+            raise html.changed(f"no {FIELD_TOKEN} (anti-forgery token)", library=self.library.id)
         session.data["ctkn"] = token
         return token
 
@@ -230,7 +230,7 @@ class WoAdapter(Adapter):
                     kw["limit"] = self.library.hold_limit if "予約" in text else self.options.enet_limit
                 return cls(_english(cls), **kw)
         if not info.errors:
-            return UpstreamChanged("the portal's answer could not be understood", library=self.library.id)
+            return html.changed(f"neither a known result nor an error message ({info.title!r})", library=self.library.id)
         return default("the library refused the request", library=self.library.id, upstream_message=text)
 
     # ------------------------------------------------------------ sessions
@@ -241,7 +241,7 @@ class WoAdapter(Adapter):
             form = c.get(PATH_LOGIN)
             token = parse.page_info(self._page(form, session_needed=False)).ctkn
             if not token:
-                raise UpstreamChanged("the login form has no wo_ctkn", library=self.library.id)
+                raise html.changed(f"no {FIELD_TOKEN} (anti-forgery token)", screen="login", library=self.library.id)
             r = c.post(PATH_LOGIN, data={FIELD_CARD: card_number, FIELD_PASSWORD: password, FIELD_TOKEN: token,
                                          "btn_login": "ログイン"})
             if not r.is_redirect:
@@ -255,13 +255,13 @@ class WoAdapter(Adapter):
                     )
                 if MSG_BAD_LOGIN in text:
                     raise InvalidCredentials(library=self.library.id, upstream_message=text)
-                raise UpstreamChanged("the login answer could not be understood", library=self.library.id)
+                raise html.changed("neither the menu nor a known refusal after login", screen="login", library=self.library.id)
             menu = c.get(PATH_MENU)
             self.keep_cookies(c, session)
         page = self._page(menu, session_needed=False)
         info = parse.page_info(page)
         if info.is_login or not info.ctkn:
-            raise UpstreamChanged("the portal did not open the patron menu after login", library=self.library.id)
+            raise html.changed("no patron menu after login", screen="login", library=self.library.id)
         session.data["ctkn"] = info.ctkn
         return session
 
@@ -288,8 +288,8 @@ class WoAdapter(Adapter):
                 if MSG_BIRTH_FORMAT in text:
                     raise InvalidRequest("birth date refused by the library", library=self.library.id,
                                          upstream_message=text)
-                raise UpstreamChanged("the password registration answer could not be understood",
-                                      library=self.library.id)
+                raise html.changed("neither done nor a known refusal", screen="password registration",
+                                   library=self.library.id)
             r2 = c.post(PATH_REGISTER_EXE, data={FIELD_REGISTRATION_KEY: key, FIELD_NEW_PASSWORD: new_password,
                                                  FIELD_NEW_PASSWORD_AGAIN: new_password, "btn_reg": "登録"})
         info = parse.page_info(self._page(r2, session_needed=False))
@@ -313,7 +313,7 @@ class WoAdapter(Adapter):
             raise InvalidCredentials("the current password is wrong", library=self.library.id, upstream_message=text)
         if text:
             raise UpstreamError("the library refused the password", library=self.library.id, upstream_message=text)
-        raise UpstreamChanged("the password answer could not be understood", library=self.library.id)
+        raise html.changed("neither done nor a known refusal", screen="password change", library=self.library.id)
 
     @translate_transport_errors
     def change_password(
@@ -410,7 +410,7 @@ class WoAdapter(Adapter):
             for lid in targets:
                 line = lines.get(lid)
                 if line is None:
-                    raise UpstreamChanged(f"the renewal result does not list item {lid}", library=self.library.id)
+                    raise html.changed(f"item {lid} is not listed", screen="renewal result", library=self.library.id)
                 if line.ok:
                     after = after if after is not None else {ln.id: ln for ln in self.loans(session)}
                     loan = after.get(lid)
@@ -465,7 +465,7 @@ class WoAdapter(Adapter):
             for rid, hid in placed.items():
                 hold = by_id.get(hid)
                 if hold is None:
-                    raise UpstreamChanged(f"hold {hid} is missing from the hold list", library=self.library.id)
+                    raise html.changed(f"the new hold {hid} is not listed", screen="hold list", library=self.library.id)
                 results[rid] = HoldResult(record_id=rid, ok=True, hold=hold)
         return [results[rid] for rid in request.record_ids]
 
@@ -553,7 +553,8 @@ class WoAdapter(Adapter):
         for req in self.lending_requests(session):
             if req.upstream_id == number:
                 return req
-        raise UpstreamChanged(f"e-Net request {number} is missing from the request list", library=self.library.id)
+        raise html.changed(f"the new request {number} is not listed", screen="e-Net request list",
+                           library=self.library.id)
 
     @translate_transport_errors
     def lending_requests(self, session: UpstreamSession) -> list[UpstreamLending]:

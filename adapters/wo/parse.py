@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from selectolax.lexbor import LexborHTMLParser as HTMLParser
-from selectolax.lexbor import LexborNode as Node
-
-from core.errors import UpstreamChanged
+from adapters import html
+from adapters.html import Node
 from core.models import (
     DueReminder,
     Email,
@@ -31,8 +29,6 @@ from core.models import (
     Toggle,
     UpstreamLending,
 )
-from mappers import MappingError
-from mappers.dates import parse_date, parse_optional_date
 from mappers.status import hold_status, holding_status
 
 # ---------------------------------------------------------------- selectors
@@ -40,14 +36,13 @@ SEL_MESSAGE = "p.wo_msg"
 SEL_ERROR = "p.wo_msg_err"
 SEL_OK = "p.wo_msg_ok"
 SEL_TITLE = "h2.wo_ttl"
+SEL_DOC_TITLE = "title"
 SEL_CTKN = "input[name=wo_ctkn]"
 SEL_LOGIN_FORM = "form[name=frm_login]"
 SEL_USER_NAME = "#wo_usr .wo_usr_nm"
-SEL_LOAN_TABLE = "table#tbl_lend"
 SEL_NONE = "p.wo_none"  # "no loans / holds / requests / hits" paragraph
 SEL_LOAN_ROWS = "table#tbl_lend tbody tr"
 SEL_EXT_RESULT_ROWS = "table#tbl_ext_rslt tbody tr"
-SEL_HOLD_TABLE = "table#tbl_rsv"
 SEL_HOLD_ROWS = "table#tbl_rsv tbody tr"
 SEL_HOLD_NO = "#rsv_no"
 SEL_PROFILE = "dl#dl_usr"
@@ -55,7 +50,6 @@ SEL_HIT_COUNT = "#hit_cnt"
 SEL_RESULTS = "ol.wo_rslt_lst li.wo_rslt"
 SEL_BIB = "table#tbl_bib"
 SEL_HOLDINGS = "table#tbl_zok tbody tr"
-SEL_ENET_TABLE = "table#tbl_enet"
 SEL_ENET_ROWS = "table#tbl_enet tbody tr"
 SEL_ENET_NO = "#enet_no"
 SEL_ENET_PICKUP = "select[name=sel_enet_uktr] option"
@@ -131,66 +125,44 @@ ENET_STATES: dict[str, str] = {
     "取消": "cancelled",
     "謝絶": "unfilled",
 }
-CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.IGNORECASE)
-# the portal says Shift_JIS but emits Windows-31J (NEC/IBM extensions such as ①, ～)
-CHARSET_ALIASES = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
-                   "windows-31j": "cp932", "euc-jp": "euc_jp"}
 TZ = ZoneInfo("Asia/Tokyo")
+#: the number of rows a list screen prints above its table ("貸出件数 3件")
+RE_LOAN_COUNT = re.compile(r"貸出件数\s*(\d+)\s*件")
+RE_HOLD_COUNT = re.compile(r"予約件数\s*(\d+)\s*件")
+RE_ENET_COUNT = re.compile(r"申込件数\s*(\d+)\s*件")
+
+# one Screen per page kind: its name is in every UpstreamChanged detail
+LOANS = html.Screen("loan list")
+RENEWAL = html.Screen("renewal result")
+HOLDS = html.Screen("hold list")
+HOLD_DONE = html.Screen("hold confirmation")
+PROFILE = html.Screen("patron information")
+SEARCH = html.Screen("search result")
+RECORD = html.Screen("record detail")
+ENET = html.Screen("e-Net request list")
+ENET_DONE = html.Screen("e-Net confirmation")
+REGISTRATION = html.Screen("password registration")
 
 
 def decode(content: bytes, content_type: str | None = None) -> str:
-    """Bytes of a page → text, by the header's charset, else the meta tag, else UTF-8."""
-    charset = None
-    if content_type:
-        m = CHARSET_RE.search(content_type)
-        charset = m.group(1) if m else None
-    if charset is None:
-        m = CHARSET_RE.search(content[:2048].decode("ascii", "replace"))
-        charset = m.group(1) if m else "utf-8"
-    codec = CHARSET_ALIASES.get(charset.lower(), charset)
-    try:
-        return content.decode(codec, "replace")
-    except LookupError:
-        return content.decode("utf-8", "replace")
+    """Bytes of a page → text (``adapters.html.decode``: declared charset, else detected, else 502)."""
+    return html.decode(content, content_type)
 
 
 # ---------------------------------------------------------------- helpers
-def _tree(page: str) -> HTMLParser:
-    return HTMLParser(page)
-
-
-def _text(node: Node | None) -> str:
-    return "" if node is None else " ".join(node.text(separator=" ").split())
+_tree = html.tree
+_text = html.text
 
 
 def _cell(row: Node, selector: str) -> Node | None:
     return row.css_first(selector)
 
 
-def _changed(what: str) -> UpstreamChanged:
-    return UpstreamChanged(f"the portal's {what} page could not be understood")
-
-
-def _date(text: str, what: str) -> date:
-    try:
-        return parse_date(text)
-    except MappingError as exc:
-        raise UpstreamChanged(f"unreadable {what}: {text!r}") from exc
-
-
-def _opt_date(text: str, what: str) -> date | None:
-    try:
-        return parse_optional_date(text)
-    except MappingError as exc:
-        raise UpstreamChanged(f"unreadable {what}: {text!r}") from exc
-
-
-def _bibid(row: Node) -> str:
-    a = row.css_first(SEL_ROW_RECORD_LINK) or row.css_first(SEL_RESULT_TITLE)
-    href = a.attributes.get("href", "") if a else ""
-    m = RE_BIBID.search(href or "")
+def _bibid(row: Node, screen: html.Screen) -> str:
+    href = screen.required_attr(row, (SEL_ROW_RECORD_LINK, SEL_RESULT_TITLE), "href", "record link")
+    m = RE_BIBID.search(href)
     if not m:
-        raise _changed("record link")
+        raise screen.changed(f"record link without a bibid: {href!r}")
     return m.group(1)
 
 
@@ -254,26 +226,29 @@ def form_values(page: str) -> dict[str, str]:
     return data
 
 
-def _list_rows(page: str, table: str, rows: str, title_word: str, what: str) -> list[Node]:
-    """The rows of a list screen; none when the screen (its title has ``title_word``) says
-    there is nothing; any other page is ``UpstreamChanged``, never an empty list."""
+def _list_rows(page: str, rows: str, title_word: str, count: re.Pattern[str], screen: html.Screen,
+               what: str) -> list[Node]:
+    """The rows of a list screen.  None only when the screen (its title has ``title_word``)
+    positively says there is nothing (the "no items" paragraph, or a count of 0); otherwise
+    no rows, or fewer rows than the count the screen prints, is ``UpstreamChanged``."""
     t = _tree(page)
-    if t.css_first(table) is None:
-        if t.css_first(SEL_NONE) is not None and title_word in _text(t.css_first(SEL_TITLE)):
-            return []
-        raise _changed(what)
-    return list(t.css(rows))
+    m = count.search(html.text(t.body))
+    shown = int(m.group(1)) if m else None
+
+    def none() -> bool:
+        if title_word not in _text(t.css_first(SEL_TITLE)) and title_word not in _text(t.css_first(SEL_DOC_TITLE)):
+            return False
+        return shown == 0 or (shown is None and t.css_first(SEL_NONE) is not None)
+
+    return screen.rows(t, rows, what, empty=none, count=shown)
 
 
 # ---------------------------------------------------------------- loans
 def parse_loans(page: str, library: str, today: date) -> list[Loan]:
     loans = []
-    for row in _list_rows(page, SEL_LOAN_TABLE, SEL_LOAN_ROWS, "貸出", "loan list"):
-        item = _text(_cell(row, COL_ITEM))
-        due_text = _text(_cell(row, COL_DUE))
-        if not item or not due_text:
-            raise _changed("loan list")
-        due = _date(due_text, "due date")
+    for row in _list_rows(page, SEL_LOAN_ROWS, "貸出", RE_LOAN_COUNT, LOANS, "loans"):
+        item = LOANS.required_text(row, COL_ITEM, "item number")
+        due = LOANS.required_date(LOANS.required_text(row, COL_DUE, "due date"), "due date")
         note = _text(_cell(row, COL_STATE))
         renewable = row.css_first(SEL_LOAN_CHECKBOX) is not None
         times = RE_LEADING_NUMBER.match(_text(_cell(row, COL_TIMES_RENEWED)))
@@ -281,11 +256,11 @@ def parse_loans(page: str, library: str, today: date) -> list[Loan]:
             Loan(
                 id=item,
                 library=library,
-                record_id=_bibid(row),
-                title=_text(_cell(row, COL_TITLE)),
+                record_id=_bibid(row, LOANS),
+                title=LOANS.required_text(row, COL_TITLE, "title"),
                 author=_text(_cell(row, COL_AUTHOR)) or None,
                 item_id=item,
-                loaned_on=_opt_date(_text(_cell(row, COL_LOANED)), "loan date"),
+                loaned_on=LOANS.optional_date(_text(_cell(row, COL_LOANED)), "loan date"),
                 due_on=due,
                 overdue=due < today,
                 renewable=renewable,
@@ -315,17 +290,14 @@ class RenewalLine:
 
 def parse_renewal_results(page: str) -> list[RenewalLine]:
     t = _tree(page)
-    rows = t.css(SEL_EXT_RESULT_ROWS)
-    if not rows:
-        raise _changed("renewal result")
     out = []
-    for row in rows:
-        msg = _text(_cell(row, COL_RESULT))
+    for row in RENEWAL.rows(t, SEL_EXT_RESULT_ROWS, "renewal lines", empty=False):
+        msg = RENEWAL.required_text(row, COL_RESULT, "result")
         out.append(
             RenewalLine(
-                item_id=_text(_cell(row, COL_ITEM)),
+                item_id=RENEWAL.required_text(row, COL_ITEM, "item number"),
                 ok=msg.startswith("延長しました"),
-                due_on=_opt_date(_text(_cell(row, COL_DUE)), "due date"),
+                due_on=RENEWAL.optional_date(_text(_cell(row, COL_DUE)), "due date"),
                 message=msg,
             )
         )
@@ -335,29 +307,23 @@ def parse_renewal_results(page: str) -> list[RenewalLine]:
 # ---------------------------------------------------------------- holds
 def parse_holds(page: str, library: str) -> list[Hold]:
     holds = []
-    for row in _list_rows(page, SEL_HOLD_TABLE, SEL_HOLD_ROWS, "予約", "hold list"):
-        hold_id = _text(_cell(row, COL_HOLD_NO))
-        word = _text(_cell(row, COL_STATE))
-        if not hold_id or not word:
-            raise _changed("hold list")
-        try:
-            status = hold_status(word)
-        except MappingError as exc:
-            raise UpstreamChanged(f"unknown hold status {word!r}") from exc
+    for row in _list_rows(page, SEL_HOLD_ROWS, "予約", RE_HOLD_COUNT, HOLDS, "holds"):
+        hold_id = HOLDS.required_text(row, COL_HOLD_NO, "hold number")
+        status = HOLDS.mapped(hold_status, HOLDS.required_text(row, COL_STATE, "hold status"), "hold status")
         pos = RE_LEADING_NUMBER.match(_text(_cell(row, COL_POSITION)))
         holds.append(
             Hold(
                 id=hold_id,
                 library=library,
-                record_id=_bibid(row),
-                title=_text(_cell(row, COL_TITLE)),
+                record_id=_bibid(row, HOLDS),
+                title=HOLDS.required_text(row, COL_TITLE, "title"),
                 author=_text(_cell(row, COL_AUTHOR)) or None,
                 status=status,  # type: ignore[arg-type]
                 position=int(pos.group(1)) if pos else None,
                 pickup_branch=_text(_cell(row, COL_PICKUP)) or None,
                 contact_method=_text(_cell(row, COL_CONTACT)) or None,
-                placed_on=_opt_date(_text(_cell(row, COL_HOLD_DATE)), "hold date"),
-                ready_until=_opt_date(_text(_cell(row, COL_PICKUP_UNTIL)), "pickup deadline"),
+                placed_on=HOLDS.optional_date(_text(_cell(row, COL_HOLD_DATE)), "hold date"),
+                ready_until=HOLDS.optional_date(_text(_cell(row, COL_PICKUP_UNTIL)), "pickup deadline"),
                 cancelable=row.css_first(SEL_HOLD_CHECKBOX) is not None,
             )
         )
@@ -365,18 +331,13 @@ def parse_holds(page: str, library: str) -> list[Hold]:
 
 
 def parse_hold_number(page: str) -> str:
-    node = _tree(page).css_first(SEL_HOLD_NO)
-    if node is None or not _text(node):
-        raise _changed("hold confirmation")
-    return _text(node)
+    return HOLD_DONE.required_text(_tree(page), SEL_HOLD_NO, "hold number")
 
 
 # ---------------------------------------------------------------- profile
 def parse_profile(page: str, card_masked: str) -> Profile:
     t = _tree(page)
-    dl = t.css_first(SEL_PROFILE)
-    if dl is None:
-        raise _changed("patron information")
+    dl = PROFILE.required(t, SEL_PROFILE, "patron details")
     fields: dict[str, str] = {}
     key = None
     for node in dl.iter():
@@ -385,7 +346,7 @@ def parse_profile(page: str, card_masked: str) -> Profile:
         elif node.tag == "dd" and key is not None:
             fields[key] = _text(node)
     if "氏名" not in fields:
-        raise _changed("patron information")
+        raise PROFILE.changed("no 氏名 (name) row")
     mail = fields.get("メールアドレス", "")
     reminder = fields.get("返却期限お知らせメール", "")
     days = RE_REMINDER_DAYS.search(reminder)
@@ -402,7 +363,7 @@ def parse_profile(page: str, card_masked: str) -> Profile:
             registration=Toggle(enabled=False),
         ),
         keep_history=False,
-        card_expires_on=_opt_date(fields.get("有効期限", ""), "card expiry"),
+        card_expires_on=PROFILE.optional_date(fields.get("有効期限", ""), "card expiry"),
     )
 
 
@@ -411,20 +372,15 @@ def parse_search(page: str, page_no: int) -> SearchResult:
     t = _tree(page)
     if MSG_NO_HITS in _text(t.css_first(SEL_NONE)):
         return SearchResult(records=[], total=0, page=page_no)
-    count = t.css_first(SEL_HIT_COUNT)
-    if count is None:
-        raise _changed("search result")
-    try:
-        total = int(_text(count).replace(",", ""))
-    except ValueError as exc:
-        raise _changed("search result") from exc
+    count = SEARCH.required_text(t, SEL_HIT_COUNT, "hit count")
+    total = SEARCH.mapped(lambda v: int(v.replace(",", "")), count, "hit count")
     records = []
     for li in t.css(SEL_RESULTS):
         isbn = _text(li.css_first(SEL_RESULT_ISBN)).removeprefix("ISBN:").strip() or None
         records.append(
             RecordSummary(
-                id=_bibid(li),
-                title=_text(li.css_first(SEL_RESULT_TITLE)),
+                id=_bibid(li, SEARCH),
+                title=SEARCH.required_text(li, SEL_RESULT_TITLE, "title"),
                 author=_text(li.css_first(SEL_RESULT_AUTHOR)) or None,
                 publisher=_text(li.css_first(SEL_RESULT_PUBLISHER)) or None,
                 published=_text(li.css_first(SEL_RESULT_YEAR)) or None,
@@ -432,19 +388,17 @@ def parse_search(page: str, page_no: int) -> SearchResult:
             )
         )
     if total and not records and page_no == 1:
-        raise _changed("search result")
+        raise SEARCH.changed(f"no results listed although the page counts {total}")
     return SearchResult(records=records, total=total, page=page_no)
 
 
 def parse_record(page: str) -> Record:
     t = _tree(page)
-    bib = t.css_first(SEL_BIB)
-    rid = t.css_first(SEL_RECORD_ID)
-    if bib is None or rid is None:
-        raise _changed("record detail")
+    bib = RECORD.required(t, SEL_BIB, "bibliographic table")
+    rid = RECORD.required_attr(t, SEL_RECORD_ID, "value", "record id")
     fields = {_text(tr.css_first(SEL_BIB_LABEL)): _text(tr.css_first(SEL_BIB_VALUE)) for tr in bib.css(SEL_BIB_ROWS)}
     if not fields.get("書名"):
-        raise _changed("record detail")
+        raise RECORD.changed("no 書名 (title) row")
     holdings = []
     for row in t.css(SEL_HOLDINGS):
         word = _text(row.css_first(SEL_COPY_STATUS))
@@ -453,12 +407,12 @@ def parse_record(page: str) -> Record:
                 branch=_text(row.css_first(SEL_COPY_LOCATION)) or _text(row.css_first(SEL_COPY_LIBRARY)),
                 status=holding_status(word),  # type: ignore[arg-type]
                 call_number=_text(row.css_first(SEL_COPY_CALL_NUMBER)) or None,
-                due_on=_opt_date(_text(row.css_first(SEL_COPY_DUE)), "return date"),
+                due_on=RECORD.optional_date(_text(row.css_first(SEL_COPY_DUE)), "return date"),
             )
         )
     title = fields["書名"] + (f" : {fields['副書名']}" if fields.get("副書名") else "")
     return Record(
-        id=rid.attributes.get("value") or "",
+        id=rid,
         title=title,
         author=fields.get("著者名") or None,
         publisher=fields.get("出版者") or None,
@@ -474,7 +428,7 @@ def enet_status(word: str) -> str:
     key = "".join(word.split()).replace("（", "(").replace("）", ")")
     if key in ENET_STATES:
         return ENET_STATES[key]
-    raise UpstreamChanged(f"unknown e-Net state {word!r}")
+    raise ENET.changed(f"unknown e-Net state {word!r}")
 
 
 def _stamp(text: str) -> datetime | None:
@@ -486,14 +440,12 @@ def _stamp(text: str) -> datetime | None:
 
 
 def parse_enet_requests(page: str, code_to_pickup: dict[str, str] | None = None) -> list[UpstreamLending]:
-    rows = _list_rows(page, SEL_ENET_TABLE, SEL_ENET_ROWS, "e-Net", "e-Net request list")
+    rows = _list_rows(page, SEL_ENET_ROWS, "e-Net", RE_ENET_COUNT, ENET, "requests")
     code_to_pickup = code_to_pickup or {}
     out = []
     for row in rows:
-        rid = _text(_cell(row, COL_ENET_NO))
-        word = _text(_cell(row, COL_STATE))
-        if not rid or not word:
-            raise _changed("e-Net request list")
+        rid = ENET.required_text(row, COL_ENET_NO, "request number")
+        word = ENET.required_text(row, COL_STATE, "state")
         pickup = _cell(row, COL_PICKUP)
         code = pickup.attributes.get("data-code") if pickup else None
         requested = _stamp(_text(_cell(row, COL_ENET_REQUESTED)))
@@ -502,8 +454,8 @@ def parse_enet_requests(page: str, code_to_pickup: dict[str, str] | None = None)
             UpstreamLending(
                 upstream_id=rid,
                 status=enet_status(word),  # type: ignore[arg-type]
-                title=_text(_cell(row, COL_TITLE)),
-                record_id=_bibid(row),
+                title=ENET.required_text(row, COL_TITLE, "title"),
+                record_id=_bibid(row, ENET),
                 extra={
                     "upstream_state": word,
                     "pickup_name": _text(pickup) or None,
@@ -520,10 +472,7 @@ def parse_enet_requests(page: str, code_to_pickup: dict[str, str] | None = None)
 
 
 def parse_enet_number(page: str) -> str:
-    node = _tree(page).css_first(SEL_ENET_NO)
-    if node is None or not _text(node):
-        raise _changed("e-Net confirmation")
-    return _text(node)
+    return ENET_DONE.required_text(_tree(page), SEL_ENET_NO, "request number")
 
 
 def parse_registration_key(page: str) -> str | None:
@@ -531,7 +480,4 @@ def parse_registration_key(page: str) -> str | None:
     t = _tree(page)
     if t.css_first(SEL_PWREG2) is None:
         return None
-    node = t.css_first(SEL_REG_KEY)
-    if node is None or not node.attributes.get("value"):
-        raise _changed("password registration")
-    return node.attributes["value"]
+    return REGISTRATION.required_attr(t, SEL_REG_KEY, "value", "registration key")
