@@ -23,11 +23,13 @@ A method an adapter does not override raises ``NotSupported``; the gateway check
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import httpcore
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -135,9 +137,83 @@ def validate_options(model: type[BaseModel], library: LibraryConfig) -> BaseMode
         raise ConfigError(f"library {library.id!r}: {problems}") from None
 
 
+_deadline = threading.local()
+
+
+def _bounded(timeout: float | None, kind: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of the current request's total deadline."""
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise kind("the total deadline of the upstream request passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket whose every read and write waits at most until the request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _bounded(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.connect_tcp(
+            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options))
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Any = None) -> httpcore.NetworkStream:  # pragma: no cover
+        return _DeadlineStream(self._inner.connect_unix_socket(
+            path, _bounded(timeout, httpcore.ConnectTimeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover - retries only
+        self._inner.sleep(seconds)
+
+
 class _SharedTransport(httpx.HTTPTransport):
     """A pooled transport shared by the per-call clients of one adapter; closing a
-    client must not close the pool."""
+    client must not close the pool.
+
+    Every request has a total deadline (``deadline`` seconds: connect, send, headers and
+    the whole body): each socket read and write waits at most for what is left of it, so
+    a portal sending its page a few bytes at a time gets ``httpx.ReadTimeout`` (→ 504
+    ``upstream_timeout``, or the careful-write re-read of a write) instead of holding the
+    request as long as it keeps dripping.  The deadline is per thread: httpx reads the
+    body in the thread that sent the request.
+    """
+
+    def __init__(self, *, deadline: float | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.deadline = deadline
+        pool = self._pool
+        pool._network_backend = _DeadlineBackend(pool._network_backend)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        _deadline.at = None if self.deadline is None else time.monotonic() + self.deadline
+        return super().handle_request(request)
 
     def close(self) -> None:
         pass
@@ -168,6 +244,7 @@ class Adapter:
         self.library = library
         self.options: BaseModel = validate_options(self.options_model, library)
         self._transport = transport or _SharedTransport(
+            deadline=library.timeout,
             limits=httpx.Limits(max_connections=library.max_concurrency * 2,
                                 max_keepalive_connections=library.max_concurrency)
         )

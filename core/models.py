@@ -9,9 +9,9 @@ unknown fields so a typo is a 400, not a silent no-op.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Capability = Literal[
     "login",
@@ -258,10 +258,29 @@ class ShelfItem(Value):
 
 
 # ---------------------------------------------------------------- alerts
+def fold_spaces(text: str) -> str:
+    """Runs of white space (ideographic and no-break spaces too) as one space, trimmed:
+    how the portals store and list names ("a  b" comes back as "a b"), so a name is sent
+    and compared the way the library will show it."""
+    return " ".join(text.split())
+
+
+def _fold_name(text: str) -> str:
+    folded = fold_spaces(text)
+    if not folded:
+        raise ValueError("must not be blank")
+    return folded
+
+
+#: a name or search word the patron gives (shelves, alerts): folded, never blank
+FoldedName = Annotated[str, AfterValidator(_fold_name)]
+FoldedText = Annotated[str, AfterValidator(fold_spaces)]
+
+
 class AlertCondition(Value):
     field: Literal["title", "author", "subject", "publisher", "isbn", "any"]
     op: Literal["contains", "not_contains"] = "contains"
-    value: str = Field(min_length=1, max_length=200)
+    value: FoldedName = Field(min_length=1, max_length=200)
 
 
 class Alert(Value):
@@ -276,8 +295,8 @@ class Alert(Value):
 
 
 class AlertCreate(Request):
-    name: str = Field(min_length=1, max_length=100)
-    memo: str | None = Field(default=None, max_length=400)
+    name: FoldedName = Field(min_length=1, max_length=100)
+    memo: FoldedText | None = Field(default=None, max_length=400)
     conditions: list[AlertCondition] = Field(min_length=1, max_length=10)
     match: Literal["all", "any"] = "all"
     max_results: int = Field(default=10, ge=1, le=100)
@@ -285,8 +304,8 @@ class AlertCreate(Request):
 
 
 class AlertUpdate(Request):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    memo: str | None = Field(default=None, max_length=400)
+    name: FoldedName | None = Field(default=None, min_length=1, max_length=100)
+    memo: FoldedText | None = Field(default=None, max_length=400)
     conditions: list[AlertCondition] | None = Field(default=None, min_length=1, max_length=10)
     match: Literal["all", "any"] | None = None
     max_results: int | None = Field(default=None, ge=1, le=100)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, request
+from flask import g as flask_g
 from pydantic import ValidationError
 
 from core.errors import InvalidRequest, PasswordPolicyViolation
 from core.policy import check_password
 from gateway.http import _errors, body, json_response, parse_json, require_json_type, spec
 from gateway.models import AccountState, PasswordChange, SessionCreate, SessionOut
+from gateway.auth import throttled_login
 from gateway.runtime import gw, normalize_card
 
 bp = Blueprint("sessions", __name__)
@@ -32,6 +34,14 @@ def _session_body() -> SessionCreate:
         raise InvalidRequest("the body failed validation", errors=_errors(exc)) from None
 
 
+def client_identity() -> str:
+    """Who the per-client login budget counts: the API key (hashed), else the address."""
+    client = str(flask_g.get("client") or "anonymous")
+    if client == "anonymous":
+        return f"addr:{request.remote_addr or '?'}"
+    return f"key:{client}"
+
+
 def _session_json(out: SessionOut) -> dict[str, Any]:
     """API.md's shapes: no `token` key on GET, and each account either ok or with its error."""
     return out.model_dump(mode="json", exclude_none=True)
@@ -42,6 +52,7 @@ def _session_json(out: SessionOut) -> dict[str, Any]:
       summary="Log in to one or more libraries at once; returns a session token")
 def create_session() -> Response:
     req = _session_body()
+    gw().throttle.check_client(client_identity())
     token, record, states = gw().login(req.accounts)
     return json_response(_session_json(SessionOut(token=token, expires_at=record.expires_at, accounts=states)), 201)
 
@@ -89,6 +100,9 @@ def change_password(library: str) -> Response:
             raise InvalidRequest("without a session token, card_number is required",
                                  errors=[{"field": "card_number", "message": "required without a token"}])
         card = normalize_card(lib, req.card_number)
-        g.public_call(library, "password_change", "change_password", None, card, req.current_password,
-                      req.new_password, write=True)
+        g.throttle.check_client(client_identity())
+        # this logs in with current_password: the same failure budget as a login
+        throttled_login(g, library, card, lambda: g.public_call(
+            library, "password_change", "change_password", None, card, req.current_password,
+            req.new_password, write=True))
     return Response(status=204)

@@ -41,7 +41,12 @@ OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 
 def problem_response(err: GatewayError) -> Response:
-    resp = Response(json.dumps(err.to_problem(), ensure_ascii=False), status=err.status, mimetype=PROBLEM_JSON)
+    text = json.dumps(err.to_problem(), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate quoted from the request: escape it
+        text = json.dumps(err.to_problem())
+    resp = Response(text, status=err.status, mimetype=PROBLEM_JSON)
     if err.retry_after is not None:
         resp.headers["Retry-After"] = str(int(err.retry_after))
     allow = err.extra.get("allow")
@@ -88,6 +93,8 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
     config = config or load_config()
     app = Flask("opacgw")
     app.config["MAX_CONTENT_LENGTH"] = 1 * 1024 * 1024
+    # "//v1//libraries" is no path of the API: a 404 problem, not werkzeug's HTML 308
+    app.url_map.merge_slashes = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     gw = Gateway(config, secret_key=secret_key)
     app.extensions["opacgw"] = gw
@@ -115,6 +122,7 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
     @app.before_request
     def _client_key() -> None:
         g.t0 = time.perf_counter()
+        _refuse_control_characters_in_url()
         if request.path.startswith(OPEN_PATHS):
             return
         keys = config.gateway.api_keys
@@ -147,6 +155,19 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
             if bp is not None:
                 app.register_blueprint(bp)
     return app
+
+
+def _refuse_control_characters_in_url() -> None:
+    """Path segments and query values go upstream too (ids, search terms): 400, never a 500."""
+    from gateway.http import has_control_characters
+
+    if has_control_characters(request.path):
+        raise InvalidRequest("the path holds a control character",
+                             errors=[{"field": "(path)", "message": "control characters are not allowed"}])
+    for name, value in request.args.items(multi=True):
+        if has_control_characters(name) or has_control_characters(value):
+            raise InvalidRequest(f"the query parameter {name[:40]!r} holds a control character",
+                                 errors=[{"field": name[:80], "message": "control characters are not allowed"}])
 
 
 def _consteq(a: str, b: str) -> bool:

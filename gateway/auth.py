@@ -10,12 +10,20 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from flask import g, request
 
 from adapters.base import UpstreamSession
-from core.errors import CardNumberInvalid, GatewayError, InvalidRequest, LibraryNotInSession, Unauthenticated
+from core.errors import (
+    CardNumberInvalid,
+    GatewayError,
+    InvalidCredentials,
+    InvalidRequest,
+    LibraryNotInSession,
+    Unauthenticated,
+)
 from gateway.config import LibraryConfig
 from gateway.models import AccountLogin, AccountState, Problem
 from gateway.sessions import SessionRecord, StoredAccount, expiry, new_token, token_hash
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
     from gateway.runtime import Gateway
 
 log = logging.getLogger("opacgw")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,21 @@ def mask(card: str) -> str:
     return mask_card_number(card)
 
 
+def throttled_login(gw: Gateway, library: str, card: str, fn: Callable[[], T]) -> T:
+    """Run a login-like call ``fn`` (it sends the card's password upstream) under the card's
+    failure budget: 429 without calling when spent; a rejected password spends from it."""
+    card_hash = gw.crypto.card_hash(library, card)
+    with gw.throttle.card_lock(library, card_hash):
+        gw.throttle.check_card(library, card_hash)
+        try:
+            result = fn()
+        except InvalidCredentials:
+            gw.throttle.card_failed(library, card_hash)
+            raise
+        gw.throttle.card_succeeded(library, card_hash)
+        return result
+
+
 class Sessions:
     """Login, the current session, logout — on behalf of one Gateway."""
 
@@ -80,7 +104,7 @@ class Sessions:
             try:
                 lib = gw.library(acc.library)
                 card = normalize_card(lib, acc.card_number)
-                up = gw.pipeline.login(lib.id, card, acc.password)
+                up = throttled_login(gw, lib.id, card, lambda: gw.pipeline.login(lib.id, card, acc.password))
                 stored = StoredAccount(lib.id, gw.crypto.card_hash(lib.id, card), mask(card),
                                        gw.crypto.seal(up.to_dict()))
                 return stored, AccountState(library=lib.id, ok=True, card_number_masked=mask(card)), None

@@ -48,6 +48,12 @@ class GatewaySettings(Strict):
     # gateway.resilience); logins and writes are never retried. 0 = no retry.
     read_retries: int = Field(default=1, ge=0, le=5)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    # Login throttling (gateway.throttle): rejected passwords per card and library within
+    # the window before 429 without calling the library; login attempts a minute per
+    # client (API key, or address without keys).  0 turns a budget off.
+    login_failures_per_card: int = Field(default=5, ge=0, le=1000)
+    login_failure_window_seconds: float = Field(default=900.0, gt=0, le=7 * 24 * 3600)
+    logins_per_client_per_minute: int = Field(default=120, ge=0, le=1_000_000)
     sandbox: bool = False
     # Extra simulators the sandbox starts besides the libraries' own: name → port
     # (e.g. the MARC feed server); each name is a simulator in fixtures/.

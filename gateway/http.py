@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -96,9 +97,40 @@ def parse_json(raw: bytes) -> Any:
     if _too_deep(raw, MAX_JSON_DEPTH):
         raise InvalidRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    refuse_control_characters(data)
+    return data
+
+
+#: what no library can be sent: C0 controls (NUL, TAB, LF, CR, ...), DEL, lone surrogates
+#: and the non-characters XML forbids.  Portals fold some of them silently ("a\nb" is
+#: stored as "a b") and XML upstreams fail on the rest (lxml: "All strings must be XML
+#: compatible"), so they are refused before any upstream call.
+_CONTROL = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def refuse_control_characters(data: Any, where: str = "") -> None:
+    """400 invalid_request when any string (or key) in a parsed body holds a control character."""
+    if isinstance(data, str):
+        if _CONTROL.search(data):
+            field = where or "(body)"
+            raise InvalidRequest(f"{field} holds a control character",
+                                 errors=[{"field": field, "message": "control characters are not allowed"}])
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            label = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", str(key))[:80]
+            path = f"{where}.{label}" if where else label
+            refuse_control_characters(key, path)
+            refuse_control_characters(value, path)
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            refuse_control_characters(value, f"{where}.{i}" if where else str(i))
 
 
 def query(model: type[M]) -> M:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from core.models import (  # noqa: F401  (re-exported for the views)
+    FoldedName,
     CAPABILITIES,
     Alert,
     AlertCondition,
@@ -179,7 +180,7 @@ class ShelfList(Value):
 
 
 class ShelfCreate(Request):
-    name: str = Field(min_length=1, max_length=32)
+    name: FoldedName = Field(min_length=1, max_length=32)
 
 
 class ShelfItems(Value):

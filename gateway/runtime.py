@@ -30,6 +30,7 @@ from gateway.pipeline import CallPipeline
 from gateway.resilience import ReadCache, UpstreamGuard
 from gateway.secrets import ENV_SECRET, resolve_secret
 from gateway.sessions import CredentialVault, Crypto, SessionRecord, SQLiteSessionStore, connect
+from gateway.throttle import LoginThrottle, MemoryCounters
 
 T = TypeVar("T")
 
@@ -52,6 +53,12 @@ class Gateway:
                                   read_retries=self.settings.read_retries)
             for lib in config.libraries.values()
         }
+        self.throttle = LoginThrottle(
+            MemoryCounters(max(self.settings.login_failure_window_seconds, 60.0)),
+            failures_per_card=self.settings.login_failures_per_card or None,
+            failure_window=self.settings.login_failure_window_seconds,
+            logins_per_client_per_minute=self.settings.logins_per_client_per_minute or None,
+        )
         self._lock = threading.Lock()
         self._db_local = threading.local()
         self.gateway_alerts = importlib.util.find_spec("gateway.sdi") is not None
