@@ -25,7 +25,6 @@ from gateway.models import (
     Availability,
     Hold,
     LibraryAvailability,
-    Loan,
     MergedHolds,
     MergedLoans,
     Problem,
@@ -34,10 +33,11 @@ from gateway.models import (
 )
 from gateway.queries import AvailabilityQuery, SummaryQuery
 from gateway.runtime import Gateway, SessionContext, gw
+from gateway.speech import DUE_SOON_DAYS, summary_sentences, to_ssml
+from gateway.speech import summary_text  # noqa: F401  (re-exported: tests, older imports)
 
 bp = Blueprint("across", __name__)
 
-DUE_SOON_DAYS = 3
 
 
 def _deadline(g: Gateway, library: str) -> float:
@@ -105,108 +105,12 @@ def _today(g: Gateway, ctx: SessionContext) -> date:
     return datetime.now(tz).date()
 
 
-_EN_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_EN_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December"]
-_JA_DAYS = "月火水木金土日"
-
-
-def _en_day(d: date, today: date) -> str:
-    if d == today:
-        return "today"
-    if d == today + timedelta(days=1):
-        return "tomorrow"
-    return f"{_EN_DAYS[d.weekday()]} {d.day} {_EN_MONTHS[d.month - 1]}"
-
-
-def _ja_day(d: date, today: date) -> str:
-    if d == today:
-        return "今日"
-    if d == today + timedelta(days=1):
-        return "明日"
-    return f"{d.month}月{d.day}日（{_JA_DAYS[d.weekday()]}）"
-
-
-def _en_list(parts: list[str], more: int = 0) -> str:
-    """"a", "a and b", "a, b and c"; with more: "a, b, c and 2 more"."""
-    if more:
-        parts = [*parts, f"{more} more"]
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
-def summary_text(lang: str, today: date, loans: list[Loan], due_soon: list[Loan], overdue: list[Loan],
-                 ready: list[Hold], failed: list[str], names: dict[str, str], short: dict[str, str]) -> str:
-    """One short paragraph a voice assistant can read as is (pure; tested directly)."""
-    libs = {l.library for l in loans}
-    max_named = 3
-    if lang == "ja":
-        out: list[str] = []
-        if not loans:
-            out.append("いま借りている資料はありません。")
-        elif len(libs) > 1:
-            out.append(f"いま{len(libs)}館で合わせて{len(loans)}冊借りています。")
-        else:
-            out.append(f"いま{names[next(iter(libs))]}で{len(loans)}冊借りています。")
-        if overdue:
-            items = "、".join(f"「{l.title}」" for l in overdue[:max_named])
-            more = f"など{len(overdue)}冊" if len(overdue) > max_named else ""
-            out.append(f"{items}{more}は返却期限を過ぎています。早めに返却してください。")
-        if due_soon:
-            items = "、".join(f"「{l.title}」（{_ja_day(l.due_on, today)}まで）" for l in due_soon[:max_named])
-            more = f"など{len(due_soon)}冊" if len(due_soon) > max_named else ""
-            out.append(f"3日以内に返却期限が来るのは{items}{more}です。")
-        elif loans and not overdue:
-            out.append("3日以内に返却期限が来る資料はありません。")
-        if ready:
-            items = "、".join(f"「{h.title}」（{h.pickup_branch or short.get(h.library, h.library)}）"
-                             for h in ready[:max_named])
-            more = f"など{len(ready)}件" if len(ready) > max_named else ""
-            out.append(f"予約の{items}{more}が受け取れます。")
-        if failed:
-            out.append("、".join(names.get(f, f) for f in failed) + "には今つながりませんでした。")
-        return "".join(out)
-    out = []
-    if not loans:
-        out.append("You have no loans right now.")
-    elif len(libs) > 1:
-        out.append(f"You have {_plural(len(loans), 'loan', 'loans')} at {len(libs)} libraries.")
-    else:
-        out.append(f"You have {_plural(len(loans), 'loan', 'loans')} at {names[next(iter(libs))]}.")
-    def extra(items: list[Any]) -> int:
-        return max(0, len(items) - max_named)
-
-    if overdue:
-        titles = _en_list([f"“{l.title}”" for l in overdue[:max_named]], extra(overdue))
-        verb = "is" if len(overdue) == 1 else "are"
-        out.append(f"{titles} {verb} overdue; please return {'it' if len(overdue) == 1 else 'them'} soon.")
-    if due_soon:
-        parts = [f"“{l.title}” {_en_day(l.due_on, today) if l.due_on in (today, today + timedelta(days=1)) else 'on ' + _en_day(l.due_on, today)}"
-                 for l in due_soon[:max_named]]
-        out.append(f"Due within three days: {_en_list(parts, extra(due_soon))}.")
-    elif loans and not overdue:
-        out.append("Nothing is due in the next three days.")
-    if ready:
-        parts = [f"“{h.title}” at {h.pickup_branch or short.get(h.library, h.library)}" for h in ready[:max_named]]
-        if len(ready) == 1:
-            out.append(f"Ready to collect: {parts[0]}.")
-        else:
-            out.append(f"{len(ready)} holds are ready to collect: {_en_list(parts, extra(ready))}.")
-    if failed:
-        out.append(f"I couldn't reach {_en_list([names.get(f, f) for f in failed])} just now.")
-    return " ".join(out)
-
-
 @bp.get("/v1/summary")
 @spec(response=Summary, query=SummaryQuery,
-      summary="One short paragraph for a chatbot or voice assistant, with the lists")
+      summary="One short paragraph for a chatbot or voice assistant, with the lists (format=ssml: SSML)")
 def summary() -> Response:
-    lang = query(SummaryQuery).lang
+    q = query(SummaryQuery)
+    lang = q.lang
     g = gw()
     ctx = _ctx(g)
     loans, loan_sources = fanout(g, ctx, "loans", "loans")
@@ -223,7 +127,10 @@ def summary() -> Response:
     failed = sorted({s.library for s in loan_sources if not s.ok}
                     | {s.library for s in hold_sources if not s.ok and s.error and s.error.code != "not_supported"})
     names = {lib: g.library(lib).name for lib in g.config.libraries}
-    text = summary_text(lang, today, loans, due_soon, overdue, ready, failed, names, names)
+    sentences = summary_sentences(lang, today, loans, due_soon, overdue, ready, failed, names, names)
+    if q.format == "ssml":
+        return Response(to_ssml(sentences, lang), mimetype="application/ssml+xml")
+    text = ("" if lang == "ja" else " ").join(sentences)
     sources = loan_sources + [s for s in hold_sources if not s.ok and s.library not in
                               {x.library for x in loan_sources if not x.ok}]
     return json_response(Summary(text=text, loans=loans, due_soon=due_soon, overdue=overdue,

@@ -62,7 +62,7 @@ _MERGED = {"across.all_loans", "across.all_holds", "across.summary", "across.cal
 # Operations that never call a library.
 _LOCAL = {"libraries.list_libraries", "libraries.get_library", "libraries.healthz", "libraries.readyz",
           "lending.consortia", "lending.list_requests", "sessions.current_session", "docs.openapi", "docs.docs",
-          "sessions.delete_session", "metrics", "sandbox_admin.simulators", "sandbox_admin.stop",
+          "sessions.delete_session", "metrics", "mcp.mcp", "sandbox_admin.simulators", "sandbox_admin.stop",
           "sandbox_admin.start"}
 # What an operation can answer beyond the rules of `_problems`.
 _SPECIFIC: dict[str, tuple[type[GatewayError], ...]] = {
@@ -119,6 +119,8 @@ EXAMPLES: dict[str, Any] = {
     "AlertCreate": {"name": "サンタクロースの新刊", "conditions": [
         {"field": "title", "op": "contains", "value": "サンタクロース"}], "match": "all", "max_results": 10},
     "AlertUpdate": {"active": False},
+    "JsonRpcRequest": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "summary", "arguments": {"lang": "ja"}}},
     "LendingRequestCreate": {"supplying_library": "yamaguchi-pref", "record_id": "1000000001",
                              "pickup_library": "yamaguchi-pref", "pickup_branch": "防府市立防府図書館"},
 }
@@ -134,8 +136,8 @@ _TAG_TEXT = (
     ("sessions", "log in to one or more libraries at once; passwords"),
     ("libraries", "the configured libraries, their rules and capabilities"),
     ("patron", "one library account: loans, renewals, holds, cart, history, messages, shelves, profile"),
-    ("across libraries", "every account of the session at once: merged loans and holds, the summary, "
-                         "due dates as iCalendar, availability of an ISBN"),
+    ("across libraries", ("every account of the session at once: merged loans and holds, the summary, "
+                          "due dates as iCalendar, availability of an ISBN")),
     ("catalog", "catalogue search and records"),
     ("alerts", "new-arrival alerts (SDI)"),
     ("lending", "consortium lending requests"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -39,23 +41,58 @@ def _port(url: str) -> tuple[str, int]:
 
 
 def start_sandbox_simulators(config: GatewayConfig, latency_ms: int = 0) -> Any:
-    """Start a simulator for every library (and sandbox service) that has one."""
+    """Start a simulator for every library (and sandbox service) that has one, each on
+    the port of the configuration (see `sandbox_on_free_ports` for the ports in use)."""
+    fleet, _, _ = _start_fleet(config, latency_ms, any_port_if_busy=False)
+    return fleet
+
+
+def sandbox_on_free_ports(config: GatewayConfig, latency_ms: int = 0) -> tuple[Any, GatewayConfig, dict[str, tuple[int, int]]]:
+    """Start the sandbox simulators; one whose port is in use (another sandbox, another
+    program) takes a free port instead. Returns the fleet, the configuration rewired to
+    the ports taken, and name → (configured port, port taken) for the simulators that moved."""
+    fleet, ports, moved = _start_fleet(config, latency_ms, any_port_if_busy=True)
+    if not moved:
+        return fleet, config, {}
+    swap = {old: new for old, new in moved.values()}
+
+    def rewire(text: str) -> str:
+        return re.sub(r"(//(?:127\.0\.0\.1|localhost):)(\d+)",
+                      lambda m: m.group(1) + str(swap.get(int(m.group(2)), m.group(2))), text)
+
+    libraries = {}
+    for lib_id, lib in config.libraries.items():
+        text = json.dumps(lib.model_dump(mode="json"))
+        libraries[lib_id] = lib if rewire(text) == text else type(lib).model_validate(json.loads(rewire(text)))
+    services = {name: ports.get(name, port) for name, port in config.gateway.sandbox_services.items()}
+    settings = config.gateway.model_copy(update={"sandbox_services": services})
+    return fleet, config.model_copy(update={"libraries": libraries, "gateway": settings}), moved
+
+
+def _start_fleet(config: GatewayConfig, latency_ms: int, *, any_port_if_busy: bool
+                 ) -> tuple[Any, dict[str, int], dict[str, tuple[int, int]]]:
     from fixtures.registry import SimulatorFleet, simulators
 
     sims = simulators()
     fleet = SimulatorFleet(latency_ms)
+    wanted: list[tuple[str, str, int]] = []
     for lib in config.libraries.values():
         if lib.id not in sims:
             log.warning("no simulator for library %s; it will be unavailable", lib.id)
             continue
-        host, port = _port(lib.base_url)
-        fleet.add(lib.id, host, port)
+        wanted.append((lib.id, *_port(lib.base_url)))
     for name, port in config.gateway.sandbox_services.items():
         if name in sims:
-            fleet.add(name, "127.0.0.1", port)
+            wanted.append((name, "127.0.0.1", port))
         else:
             log.warning("no simulator named %s", name)
-    return fleet
+    ports: dict[str, int] = {}
+    moved: dict[str, tuple[int, int]] = {}
+    for name, host, port in wanted:
+        ports[name] = fleet.add(name, host, port, any_port_if_busy=any_port_if_busy)
+        if ports[name] != port:
+            moved[name] = (port, ports[name])
+    return fleet, ports, moved
 
 
 def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
@@ -81,6 +118,14 @@ def _demo_banner(config: GatewayConfig, host: str, port: int) -> str:
     return "\n".join(lines)
 
 
+def _simulator_ports(fleet: Any, moved: dict[str, tuple[int, int]]) -> str:
+    lines = ["Simulators:"]
+    for sim in fleet.status():
+        note = f"  (port {moved[sim['name']][0]} was in use)" if sim["name"] in moved else ""
+        lines.append(f"  {sim['name']:<16} {sim['url']}{note}")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from werkzeug.serving import make_server
 
@@ -92,8 +137,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(config.gateway.log_level)
     sandbox = not path
     fleet = None
+    moved: dict[str, tuple[int, int]] = {}
     if sandbox:
-        fleet = start_sandbox_simulators(config, latency_ms=args.latency)
+        fleet, config, moved = sandbox_on_free_ports(config, latency_ms=args.latency)
     elif args.latency:
         print("--latency applies to the sandbox simulators only", file=sys.stderr)
     host = args.host or config.gateway.host
@@ -107,6 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     if sandbox:
         print(_demo_banner(config, host, port), flush=True)
+        print(_simulator_ports(fleet, moved), flush=True)
     else:
         print(f"OPAC Gateway serving {len(config.libraries)} libraries from {config.source} "
               f"on http://{host}:{port}", flush=True)
@@ -159,6 +206,17 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The gateway's tools over MCP stdio; they call the gateway at OPACGW_URL with OPACGW_TOKEN."""
+    from gateway.mcp_tools import run_stdio
+
+    # stdout carries the protocol: every log line goes to stderr
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_stdio(url=args.url)
+    return 0
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from cryptography.fernet import Fernet
 
@@ -189,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sandbox", action="store_true", help="print the sandbox configuration as TOML")
     g.add_argument("--check", metavar="FILE", help="validate a configuration file")
     c.set_defaults(func=cmd_config)
+
+    mc = sub.add_parser("mcp", help="serve the gateway's tools to an assistant over MCP stdio "
+                                    "(calls $OPACGW_URL with the session token $OPACGW_TOKEN)")
+    mc.add_argument("--url", help="the gateway's URL (default: $OPACGW_URL, else http://127.0.0.1:8080)")
+    mc.set_defaults(func=cmd_mcp)
 
     k = sub.add_parser("keygen", help="print a new secret key for gateway.secret_key")
     k.set_defaults(func=cmd_keygen)

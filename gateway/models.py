@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from core.models import (  # noqa: F401  (re-exported for the views)
     FoldedName,
@@ -290,3 +290,14 @@ class LendingRequest(Value):
 
 class LendingRequestList(Value):
     requests: list[LendingRequest]
+
+
+# ---------------------------------------------------------------- MCP (POST /mcp)
+class JsonRpcRequest(Request):
+    """One JSON-RPC 2.0 message of the Model Context Protocol (streamable HTTP)."""
+
+    model_config = ConfigDict(extra="allow")
+    jsonrpc: Literal["2.0"]
+    id: int | str | None = None
+    method: str = Field(examples=["initialize", "tools/list", "tools/call"])
+    params: dict[str, Any] | None = None

@@ -1,17 +1,19 @@
 """End to end, as a new user would: `opacgw serve` with no configuration, then HTTP.
 
-Starts the real command in a subprocess (the sandbox simulators on their fixed loopback
-ports, the gateway on a free one) and walks the README's first steps through httpx.
+Starts the real command in a subprocess (the sandbox simulators on their default loopback
+ports, or free ones where another sandbox holds those; the gateway on a free one) and walks the README's first steps through httpx.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -40,25 +42,16 @@ def kumamoto_down() -> bool:
     return sandbox_config().libraries["kumamoto-city"].maintenance_window_at() is not None
 
 
-def _busy(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
-    cfg = sandbox_config()
-    ports = [int(lib.base_url.split(":")[2].split("/")[0]) for lib in cfg.libraries.values()]
-    ports += list(cfg.gateway.sandbox_services.values())
-    if any(_busy(p) for p in ports):
-        pytest.skip("a sandbox simulator port is already in use on this machine")
-    cwd = tmp_path_factory.mktemp("serve")
+@contextmanager
+def serve(cwd: Path) -> Iterator[tuple[str, Path, Path]]:
+    """`opacgw serve` in a subprocess on a free gateway port (simulators on their default
+    ports, or free ones where those are in use): base URL, stdout and stderr files."""
     port = _free_port()
     out, err = cwd / "stdout.txt", cwd / "stderr.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPACGW_")}
@@ -79,6 +72,39 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    with serve(tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+def _simulator_urls(out: Path) -> dict[str, str]:
+    text = out.read_text()
+    return dict(re.findall(r"^  ([a-z-]+) +(http://127\.0\.0\.1:\d+)", text.split("Simulators:")[1], re.M))
+
+
+def test_two_sandboxes_side_by_side(served, tmp_path: Path) -> None:
+    """A second sandbox takes free simulator ports, says which, and both work on their own."""
+    first, first_out, _ = served
+    with serve(tmp_path) as (second, second_out, _):
+        ours, theirs = _simulator_urls(first_out), _simulator_urls(second_out)
+        assert set(ours) == set(theirs) and len(ours) >= 8
+        assert not set(ours.values()) & set(theirs.values())
+        assert "was in use" in second_out.read_text()
+        for base in (first, second):
+            r = _login(base, *KAGOSHIMA)
+            assert r.status_code == 201, r.text
+            loans = httpx.get(base + "/v1/libraries/kagoshima-pref/loans",
+                              headers={"Authorization": f"Bearer {r.json()['token']}"}, timeout=30)
+            assert loans.status_code == 200 and loans.json()["loans"]
+        # the second sandbox's simulators are its own: stopping one leaves the first alone
+        assert httpx.post(second + "/sandbox/simulators/kagoshima-pref/stop").status_code == 204
+        token = _login(first, *KAGOSHIMA).json()["token"]
+        assert httpx.get(first + "/v1/libraries/kagoshima-pref/loans",
+                         headers={"Authorization": f"Bearer {token}"}, timeout=30).status_code == 200
+        assert _login(second, *KAGOSHIMA).json()["code"] == "upstream_unavailable"
 
 
 def _login(base: str, library: str, card: str, password: str) -> httpx.Response:

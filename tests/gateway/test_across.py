@@ -62,7 +62,7 @@ def test_fanout_is_concurrent(client) -> None:
 def test_summary_en_and_ja(client) -> None:
     token = two(client)
     en = client.get("/v1/summary?lang=en", headers=bearer(token)).get_json()
-    assert en["text"].startswith("You have 4 loans at 2 libraries.")
+    assert en["text"].startswith("You have four loans at two libraries.")
     assert "overdue" in en["text"] and "悪意" in en["text"]
     assert len(en["overdue"]) == 2 and len(en["due_soon"]) == 2
     ja = client.get("/v1/summary?lang=ja", headers=bearer(token)).get_json()
@@ -79,7 +79,7 @@ def test_summary_text_reads_naturally() -> None:
                 pickup_branch="龍田")
     names = {"kumamoto-city": "熊本市立図書館", "niigata-city": "新潟市立図書館"}
     en = summary_text("en", today, [loan], [loan], [], [hold], ["niigata-city"], names, names)
-    assert en == ("You have 1 loan at 熊本市立図書館. Due within three days: “悪意” tomorrow. "
+    assert en == ("You have one loan at 熊本市立図書館. “悪意” is due tomorrow. "
                   "Ready to collect: “赤い蝋燭と人魚” at 龍田. "
                   "I couldn't reach 新潟市立図書館 just now.")
     ja = summary_text("ja", today, [loan], [loan], [], [hold], [], names, names)
@@ -89,7 +89,7 @@ def test_summary_text_reads_naturally() -> None:
     many = [loan.model_copy(update={"id": str(i), "title": t, "due_on": today - timedelta(days=2), "overdue": True})
             for i, t in enumerate(["a", "b", "c", "d", "e"])]
     en = summary_text("en", today, many, [], many, [], [], names, names)
-    assert en == ("You have 5 loans at 熊本市立図書館. “a”, “b”, “c” and 2 more are overdue; "
+    assert en == ("You have five loans at 熊本市立図書館. “a”, “b”, “c” and two more are overdue; "
                   "please return them soon.")
 
 
