@@ -38,7 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.ncip import messages as M
-from adapters.ncip import parse as P
+from adapters.ncip import parsers as P
+from adapters.ncip.ids import decode_id, parse_hold_id
+from adapters.ncip.problems import norm
 from adapters.ncip.xml import fmt_datetime
 from core.errors import (
     GatewayError,
@@ -287,7 +289,7 @@ class NcipAdapter(Adapter):
                 err: GatewayError = NotFound(f"no loan {lid}", library=self._lib)
                 results.append(RenewalResult(loan_id=lid, ok=False, error=Problem(**err.to_problem())))
                 continue
-            agency, item = P.decode_id(lid)
+            agency, item = decode_id(lid)
             msg = M.renew_item(self.header, uid, uagency, item, agency)
             try:
                 raw = self._post(msg)
@@ -365,7 +367,7 @@ class NcipAdapter(Adapter):
             except GatewayError as e:
                 results.append(HoldResult(record_id=rid, ok=False, error=Problem(**e.with_library(self._lib).to_problem())))
                 continue
-            status = P.HOLD_STATUS.get(P._norm(r.status), "waiting")
+            status = P.HOLD_STATUS.get(norm(r.status), "waiting")
             names = self._pickup_names()
             results.append(HoldResult(record_id=rid, ok=True, hold=Hold(
                 id=r.opaque_id, library=self._lib, record_id=r.record_id or rid, title=r.title or "",
@@ -418,7 +420,7 @@ class NcipAdapter(Adapter):
         hold = next((h for h in self.holds(session) if h.id == hold_id), None)
         if hold is None:
             raise NotFound(f"no hold {hold_id}", library=self._lib)
-        agency, value, kind = P.parse_hold_id(hold_id)
+        agency, value, kind = parse_hold_id(hold_id)
         if kind != "request":
             raise InvalidRequest("this hold has no request id the responder could update", library=self._lib)
         new = self._pickup_location(changes.pickup_branch)
@@ -436,7 +438,7 @@ class NcipAdapter(Adapter):
     def _cancel(self, session: UpstreamSession, opaque: str, request_type: str) -> None:
         uid, uagency = self._user(session)
         try:
-            agency, value, kind = P.parse_hold_id(opaque)
+            agency, value, kind = parse_hold_id(opaque)
         except ValueError:
             raise NotFound(f"no request {opaque}", library=self._lib) from None
         if kind == "request":
@@ -496,7 +498,7 @@ class NcipAdapter(Adapter):
         msg = M.request_item(self.header, uid, uagency, record_id=record_id, record_agency=self.options.to_agency_id,
                              request_type=LENDING_REQUEST_TYPE, pickup_location=location)
         r = P.parse_request_item(self._post(msg), library=self._lib)
-        status = P.LENDING_STATUS.get(P._norm(r.status), "requested")
+        status = P.LENDING_STATUS.get(norm(r.status), "requested")
         return UpstreamLending(upstream_id=r.opaque_id, status=status, title=r.title or "",  # type: ignore[arg-type]
                                record_id=r.record_id or record_id,
                                extra={"pickup_agency": agency_id, "pickup_location": location,

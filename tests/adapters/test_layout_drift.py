@@ -218,3 +218,78 @@ def test_wo_a_row_that_no_longer_matches_is_not_a_shorter_list(name: str, parse:
     fewer = page.replace(rows[-1], "", 1)
     with pytest.raises(UpstreamChanged, match="where the page says"):
         parse(fewer)
+
+
+# ------------------------------------------------------------------ XML families
+def _rename_elements(raw: bytes, below: str, only: str | None = None) -> bytes:
+    """Every element under the first ``below`` element (by local name) renamed ``<name>X``,
+    or only the elements called ``only``; namespaces kept."""
+    from lxml import etree
+
+    root = etree.fromstring(raw)
+    top = next(el for el in root.iter() if isinstance(el.tag, str) and etree.QName(el).localname == below)
+    for el in top.iterdescendants():
+        if not isinstance(el.tag, str):
+            continue
+        q = etree.QName(el)
+        if only is None or q.localname == only:
+            el.tag = etree.QName(q.namespace, q.localname + "X") if q.namespace else q.localname + "X"
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+NCIP_USER = ROOT / "fixtures" / "ncip" / "pages" / "lookup-user.xml"
+
+
+def _ncip_lists(raw: bytes) -> list[Any]:
+    from adapters.ncip.parsers import parse_lookup_user
+
+    info = parse_lookup_user(raw, library="ncip-consortium", tz=TZ, today=TODAY)
+    return [*info.loans, *info.holds, *info.lendings]
+
+
+@pytest.mark.parametrize("only", [None, "LoanedItem", "RequestedItem"])
+def test_ncip_renamed_list_elements_are_upstream_changed(only: str | None) -> None:
+    raw = NCIP_USER.read_bytes()
+    assert _ncip_lists(raw)
+    with pytest.raises(UpstreamChanged):
+        _ncip_lists(_rename_elements(raw, "LookupUserResponse", only))
+
+
+SOAP_LISTS = [  # library, role, envelope, the repeated element
+    ("soap-demo", "loans", "GetIssues-ok", "Issue"),
+    ("soap-demo", "holds", "GetReservations-ok", "Reservation"),
+    ("soap-kita", "loans", "getCheckouts-ok", "entry"),
+    ("soap-kita", "holds", "getReservations-ok", "entry"),
+]
+
+
+def _soap_list(library: str, role: str, raw: bytes) -> list[Any]:
+    import zeep
+
+    from adapters.soap.envelope import parse_response
+    from adapters.soap.mapping import Context, SoapOptions, map_holds, map_loans
+    from fixtures.soap import wsdl_path
+    from gateway.config import sandbox_config
+
+    lc = sandbox_config().libraries[library]
+    ops = SoapOptions.model_validate(lc.options).operations
+    op = getattr(ops, role)
+    data = parse_response(zeep.Client(str(wsdl_path(library))), op.operation, raw)
+    ctx = Context(library, TZ, {b.code: b.name for b in lc.branches if b.code}, {}, TODAY)
+    return (map_loans if role == "loans" else map_holds)(op, data, ctx)
+
+
+@pytest.mark.parametrize("library,role,name,item", SOAP_LISTS)
+@pytest.mark.parametrize("every", [True, False], ids=["every-element", "list-item"])
+def test_soap_renamed_list_elements_are_upstream_changed(library: str, role: str, name: str, item: str,
+                                                         every: bool) -> None:
+    raw = (ROOT / "fixtures" / "soap" / "envelopes" / library / f"{name}.xml").read_bytes()
+    assert _soap_list(library, role, raw)
+    body = raw.split(b"Body", 1)[1]
+    assert f":{item}>".encode() in body or f"<{item}>".encode() in body, "the repeated element is named right"
+    from lxml import etree
+
+    response = next(etree.QName(el).localname for el in etree.fromstring(raw).iter()
+                    if isinstance(el.tag, str) and etree.QName(el).localname.endswith("Response"))
+    with pytest.raises(UpstreamChanged):
+        _soap_list(library, role, _rename_elements(raw, response, None if every else item))

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.ncip import parse as P
+from adapters.ncip import ids, problems
+from adapters.ncip import parsers as P
 from adapters.ncip.xml import shared_dir, strip_preamble, validation_errors
 from core.errors import AccountBlocked, NotRenewable, UpstreamChanged, UpstreamError
 
@@ -102,7 +103,7 @@ def test_lookup_user_loans_requests_fines(name: str) -> None:
     assert blanko.expires_on == date(2014, 11, 20)
     # every id is URL-safe and decodes back to the upstream identifiers
     for loan in u.loans:
-        _agency, value = P.decode_id(loan.id)
+        _agency, value = ids.decode_id(loan.id)
         assert value == loan.item_id
         assert all(c.isalnum() or c in "._-" for c in loan.id)
 
@@ -171,7 +172,7 @@ def test_renewal_denied_with_a_processing_failure_is_upstream_error() -> None:
 ])
 def test_request_accepted(name: str, opaque_kind: str, value: str) -> None:
     r = P.parse_request_item(raw(name), library=LIB)
-    _agency, got, kind = P.parse_hold_id(r.opaque_id)
+    _agency, got, kind = ids.parse_hold_id(r.opaque_id)
     assert (kind, got) == (opaque_kind, value)
 
 
@@ -215,9 +216,9 @@ def test_lookup_item() -> None:
 
 @needs_shared
 def test_parse_problem_without_a_response_element() -> None:
-    resp = P.parse_response(raw("parseproblem.xml"))
+    resp = problems.parse_response(raw("parseproblem.xml"))
     assert resp.body is None
-    assert resp.problems == [P.NcipProblem("Needed Data Missing", "UserId or AuthenticationInput must be provided.",
+    assert resp.problems == [problems.NcipProblem("Needed Data Missing", "UserId or AuthenticationInput must be provided.",
                                            "LookupUser", None)]
 
 
@@ -227,13 +228,13 @@ def test_every_response_is_read_or_refused_with_a_typed_error(name: str) -> None
     from core.errors import GatewayError
 
     try:
-        resp = P.parse_response(raw(name), library=LIB)
+        resp = problems.parse_response(raw(name), library=LIB)
     except UpstreamChanged:
         assert name == "RequestItemResponseDeniedEmpty.xml"
         return
     assert resp.body is not None or resp.problems
     for problem in resp.problems:
-        err = P.problem_error(problem, context="session", library=LIB)
+        err = problems.problem_error(problem, context="session", library=LIB)
         assert isinstance(err, GatewayError)
         assert err.to_problem()["status"] in (403, 404, 409, 422, 502)
 
@@ -267,9 +268,9 @@ def test_unreadable_date_is_upstream_changed() -> None:
 
 def test_wrong_message_type_and_not_xml() -> None:
     with pytest.raises(UpstreamChanged):
-        P.parse_response(b"<html><body>Service Unavailable</body></html>", "LookupUserResponse")
+        problems.parse_response(b"<html><body>Service Unavailable</body></html>", "LookupUserResponse")
     with pytest.raises(UpstreamChanged):
-        P.parse_response(b'<NCIPMessage><RenewItemResponse><ItemId><ItemIdentifierValue>1</ItemIdentifierValue>'
+        problems.parse_response(b'<NCIPMessage><RenewItemResponse><ItemId><ItemIdentifierValue>1</ItemIdentifierValue>'
                          b'</ItemId></RenewItemResponse></NCIPMessage>', "LookupUserResponse")
 
 
@@ -281,18 +282,18 @@ def test_wrong_message_type_and_not_xml() -> None:
     ("Item Has Outstanding Requests", None, "reserved"),
 ])
 def test_renewal_reasons(ptype: str, detail: str | None, reason: str) -> None:
-    err = P.problem_error(P.NcipProblem(ptype, detail), context="renew")
+    err = problems.problem_error(problems.NcipProblem(ptype, detail), context="renew")
     assert isinstance(err, NotRenewable) and err.reason == reason
 
 
 def test_ids_round_trip() -> None:
     for agency, value in [("CPL", "3"), (None, "105"), ("My Agency", "104"), ("CBA001", "cbvk_trx*13512707"),
                           (None, "a.b")]:
-        opaque = P.encode_id(value, agency)
-        assert P.decode_id(opaque) == (agency, value)
+        opaque = ids.encode_id(value, agency)
+        assert ids.decode_id(opaque) == (agency, value)
         assert all(c.isalnum() or c in "._-" for c in opaque)
     with pytest.raises(ValueError):
-        P.decode_id("x.!!!")
+        ids.decode_id("x.!!!")
 
 
 def test_saved_responder_page_parses() -> None:

@@ -390,7 +390,7 @@ def test_basic_and_bearer_auth_headers() -> None:
 
 
 def test_duplicate_request_problem_is_conflict() -> None:
-    from adapters.ncip.parse import NcipProblem, problem_error
+    from adapters.ncip.problems import NcipProblem, problem_error
 
     assert isinstance(problem_error(NcipProblem("Duplicate Request"), context="session"), Conflict)
 

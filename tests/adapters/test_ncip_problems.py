@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from adapters.ncip import xml as X
-from adapters.ncip.parse import NcipProblem, parse_cancel_request_item, problem_error
+from adapters.ncip.parsers import parse_cancel_request_item
+from adapters.ncip.problems import NcipProblem, problem_error
 from core.errors import NotFound
 
 

@@ -250,7 +250,7 @@ def test_update_request_item_changes_the_pickup_location(client: Any) -> None:
 def test_lookup_item_with_its_borrower(client: Any) -> None:
     from zoneinfo import ZoneInfo
 
-    from adapters.ncip.parse import parse_lookup_item
+    from adapters.ncip.parsers import parse_lookup_item
     from adapters.ncip.xml import Builder, E, id_element
 
     b = Builder("LookupItem")

@@ -1,17 +1,16 @@
-"""Pure parsers of NCIP 2.02 responses into the API's models, and Problem mapping.
+"""Pure parsers of NCIP 2.02 responses into the API's models.
 
 Every function takes the bytes (or the lenient tree of ``xml.read_message``) and
 returns values; no network.  Tolerance is deliberate: elements are looked up by
 local name wherever they appear (responders put ``BibliographicRecordId`` under
 ``BibliographicId``, under ``Ext/BibliographicDescription`` or nowhere; ``BlockOrTrap``
 after ``UserId`` although the schema wants it before), Problems are read at message
-level and inside the response element, partial Problems (type only) and empty
-messages are handled.  What cannot be understood is ``UpstreamChanged``.
+level and inside the response element (``problems.py``), partial Problems (type only)
+and empty messages are handled.  What cannot be understood is ``UpstreamChanged``.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -20,72 +19,23 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from adapters.ncip.xml import (
-    NcipSyntaxError,
-    find,
-    findall,
-    first_text,
-    message_body,
-    parse_ncip_date,
-    read_message,
-    text,
+from adapters import html
+from adapters.ncip.ids import encode_id, hold_id
+from adapters.ncip.problems import (
+    NcipProblem,
+    already_cancelled,
+    norm,
+    parse_problem,
+    parse_response,
+    problem_error,
+    raise_for_problems,
+    renewal_reason,
 )
-from core.errors import (
-    AccountBlocked,
-    Conflict,
-    InvalidCredentials,
-    NotFound,
-    NotRenewable,
-    SessionExpired,
-    UpstreamChanged,
-    UpstreamError,
-)
+from adapters.ncip.xml import find, findall, first_text, parse_ncip_date, text
+from core.errors import NotFound, UpstreamChanged, UpstreamError
 from core.models import Hold, Holding, Loan, Record, UpstreamLending
-from mappers.cards import mask_card_number
-from mappers.status import renewal_reason as ja_renewal_reason
 
 # ------------------------------------------------------------------ vocabularies (data)
-#: ProblemType (lower-cased) → what it means for the patron
-AUTH_PROBLEMS = frozenset({
-    "unknown user", "user authentication failed", "invalid user", "user not found",
-    "authentication failed", "invalid password", "invalid pin",
-})
-NOT_FOUND_PROBLEMS = frozenset({
-    "unknown item", "unknown request", "unknown bibliographic record", "unknown bibliographic item",
-    "item not found", "request not found", "unknown record", "no such item",
-})
-BLOCKED_PROBLEMS = frozenset({
-    "user blocked", "user ineligible to request this item", "user ineligible to check out this item",
-    "user ineligible to renew this item", "user privilege expired", "user delinquent",
-})
-#: refusals that are a conflict with the request's current state (API 409 conflict)
-CONFLICT_PROBLEMS = frozenset({
-    "duplicate request", "request not cancellable", "request already processed", "item already requested",
-    "user already has item", "item request already exists",
-})
-#: words in a cancel refusal's ProblemValue/Detail meaning "it is cancelled already" → 404
-ALREADY_CANCELLED_WORDS = ("cancelled", "canceled", "取消", "取り消し済", "キャンセル済")
-#: renewal refusals → NotRenewable reason (None: decide from ProblemDetail)
-RENEWAL_PROBLEMS: dict[str, str | None] = {
-    "item not renewable": None,
-    "maximum renewals exceeded": "renewal_limit",
-    "renewal limit exceeded": "renewal_limit",
-    "item has outstanding requests": "reserved",
-    "renewal not allowed - item has outstanding requests": "reserved",
-    "item overdue": "overdue",
-    "item is overdue": "overdue",
-    "item already renewed": "already_renewed",
-    "renewal too early": "not_yet",
-}
-#: English words in a ProblemDetail (or Japanese via mappers.status) → reason
-_DETAIL_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("overdue", "past due"), "overdue"),
-    (("outstanding request", "reserved", "on hold", "hold queue", "requested by"), "reserved"),
-    (("maximum", "limit", "too many renewals"), "renewal_limit"),
-    (("already renewed",), "already_renewed"),
-    (("too early", "too soon", "not yet"), "not_yet"),
-)
-
 #: RequestStatusType of a hold (RequestType Hold/Recall/...) → Hold.status
 HOLD_STATUS: dict[str, str] = {
     "pending": "submitted", "submitted": "submitted", "request received": "submitted",
@@ -123,166 +73,13 @@ LENDING_REQUEST_TYPES = frozenset({"loan"})
 RENEWAL_BLOCKS = frozenset({"block renewal"})
 
 
-def _norm(word: str | None) -> str:
-    return " ".join((word or "").lower().split())
-
-
-#: ProblemElement names (last path segment, lower-cased prefix) whose ProblemValue is a
-#: patron's card number: masked to the last 4 characters before it goes anywhere.
-CARD_ELEMENT_PREFIXES = ("user",)
-#: ... and whose value may be a password: dropped altogether.
-SECRET_ELEMENT_PREFIXES = ("authentication", "password", "pin")
-
-# ------------------------------------------------------------------ ids
-_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def encode_id(value: str, agency: str | None = None) -> str:
-    """Opaque, URL-safe, stable id of an upstream (agency, identifier) pair."""
-    if _SAFE.match(value) and (agency is None or _SAFE.match(agency)):
-        return f"{agency}.{value}" if agency else value
-    raw = f"{agency or ''}\x1f{value}".encode()
-    return "x." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_id(opaque: str) -> tuple[str | None, str]:
-    """Inverse of ``encode_id`` → (agency or None, identifier); ValueError if malformed."""
-    if opaque.startswith("x."):
-        b = opaque[2:]
-        raw = base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)).decode()
-        agency, _, value = raw.partition("\x1f")
-        if not value:
-            raise ValueError(opaque)
-        return agency or None, value
-    agency, dot, value = opaque.partition(".")
-    if not dot:
-        agency, value = "", opaque
-    if not value or not _SAFE.match(value) or (agency and not _SAFE.match(agency)):
-        raise ValueError(opaque)
-    return agency or None, value
-
-
-# ------------------------------------------------------------------ problems
-@dataclass(frozen=True)
-class NcipProblem:
-    type: str | None
-    detail: str | None = None
-    element: str | None = None
-    value: str | None = None
-
-    def redacted(self) -> NcipProblem:
-        """This Problem with a card number / password in ProblemValue masked or dropped
-        (also where the responder repeats the value in ProblemDetail, "no user 52")."""
-        last = re.split(r"[/.:]", self.element or "")[-1].lower()
-        if not self.value:
-            return self
-        if last.startswith(SECRET_ELEMENT_PREFIXES):
-            safe = None
-        elif last.startswith(CARD_ELEMENT_PREFIXES):
-            safe = mask_card_number(self.value)
-        else:
-            return self
-        detail = self.detail.replace(self.value, safe or "***") if self.detail else self.detail
-        return NcipProblem(self.type, detail, self.element, safe)
-
-    def fields(self) -> dict[str, Any]:
-        """The Problem's elements for an error body; never a full card number or a password."""
-        p = self.redacted()
-        return {"ProblemType": p.type, "ProblemDetail": p.detail,
-                "ProblemElement": p.element, "ProblemValue": p.value}
-
-    def describe(self) -> str:
-        p = self.redacted()
-        return "; ".join(x for x in (p.type, p.detail) if x) or "NCIP Problem without a type"
-
-
-def parse_problem(el: etree._Element) -> NcipProblem:
-    return NcipProblem(text(el, "ProblemType"), text(el, "ProblemDetail"),
-                       text(el, "ProblemElement"), text(el, "ProblemValue"))
-
-
-def problems(root: etree._Element) -> list[NcipProblem]:
-    """Problems at message level and directly inside the response element."""
-    found = [parse_problem(p) for p in root.findall("Problem")]
-    body = message_body(root)
-    if body is not None:
-        found += [parse_problem(p) for p in body.findall("Problem")]
-    return found
-
-
-def renewal_reason(problem: NcipProblem) -> str:
-    reason = RENEWAL_PROBLEMS.get(_norm(problem.type))
-    if reason:
-        return reason
-    detail = _norm(problem.detail)
-    for words, r in _DETAIL_REASONS:
-        if any(w in detail for w in words):
-            return r
-    if problem.detail:  # Japanese upstream text (a Japanese ILS behind the NCIP responder)
-        return ja_renewal_reason(problem.detail)
-    return "other"
-
-
-def problem_error(problem: NcipProblem, *, context: str, library: str | None = None) -> Exception:
-    """The typed error for a Problem.  ``context``: login, session (any call made with a
-    logged-in patron's UserId), renew, or public (no patron)."""
-    problem = problem.redacted()  # a card number in the value/detail never reaches an error body
-    kind = _norm(problem.type)
-    msg = problem.detail or problem.type or "NCIP Problem"
-    if kind in AUTH_PROBLEMS:
-        if context == "login":
-            return InvalidCredentials(library=library, upstream_message=problem.detail)
-        if context in ("session", "renew"):
-            return SessionExpired(problem.describe())
-    if kind in RENEWAL_PROBLEMS or (context == "renew" and "renew" in kind):
-        return NotRenewable(msg, reason=renewal_reason(problem), library=library,
-                            upstream_message=problem.detail or problem.type, **problem.fields())
-    if kind in NOT_FOUND_PROBLEMS:
-        return NotFound(msg, library=library, **problem.fields())
-    if kind in CONFLICT_PROBLEMS:
-        return Conflict(msg, library=library, upstream_message=problem.detail, **problem.fields())
-    if kind in BLOCKED_PROBLEMS:
-        detail = _norm(problem.detail)
-        reason = "overdue" if "overdue" in detail else "fines" if ("fine" in detail or "fee" in detail) else "blocked"
-        return AccountBlocked(msg, reason=reason, library=library, upstream_message=problem.detail, **problem.fields())
-    return UpstreamError(f"the NCIP responder reported a Problem: {problem.describe()}", library=library,
-                         **problem.fields())
-
-
-# ------------------------------------------------------------------ envelope
-@dataclass
-class Response:
-    root: etree._Element
-    body: etree._Element | None
-    problems: list[NcipProblem]
-
-    @property
-    def kind(self) -> str | None:
-        return None if self.body is None else str(self.body.tag)
-
-
-def parse_response(raw: bytes | str, expected: str | None = None, *, library: str | None = None) -> Response:
-    """Read an answer; UpstreamChanged when it is no NCIP message or of the wrong type."""
-    try:
-        root = read_message(raw)
-    except NcipSyntaxError as exc:
-        raise UpstreamChanged(f"the NCIP responder's answer is not an NCIP message ({exc})", library=library) from None
-    body = message_body(root)
-    resp = Response(root, body, problems(root))
-    if body is not None and expected and body.tag != expected and not resp.problems:
-        raise UpstreamChanged(f"expected {expected}, got {body.tag}", library=library)
-    if body is None and not resp.problems:
-        raise UpstreamChanged("the NCIP responder answered with an empty NCIPMessage", library=library)
-    return resp
-
-
-def raise_for_problems(resp: Response, *, context: str, library: str | None = None) -> None:
-    if resp.problems:
-        err = problem_error(resp.problems[0], context=context, library=library)
-        raise err
-
-
 # ------------------------------------------------------------------ LookupUser
+#: the children NCIP 2.02 allows in a LookupUserResponse (and BlockOrTrap, which some
+#: toolkits put there out of place); any other element is drift, not "nothing listed"
+LOOKUP_USER_CHILDREN = frozenset({
+    "ResponseHeader", "Problem", "UserId", "UserFiscalAccount", "LoanedItemsCount", "LoanedItem",
+    "RequestedItemsCount", "RequestedItem", "UserOptionalFields", "Ext", "BlockOrTrap",
+})
 @dataclass
 class Fine:
     amount: str
@@ -343,10 +140,11 @@ def _title_author(el: etree._Element) -> tuple[str | None, str | None]:
 
 
 def _date(value: str | None, tz: ZoneInfo, library: str | None, what: str) -> date | None:
-    try:
-        return parse_ncip_date(value, tz)
-    except ValueError:
-        raise UpstreamChanged(f"unreadable {what} {value!r}", library=library) from None
+    """An xs:dateTime field as a calendar date (blank → None); unreadable → UpstreamChanged
+    naming the element (``adapters.html.mapped``)."""
+    if value is None:
+        return None
+    return html.mapped(lambda v: parse_ncip_date(v, tz), value, what, screen="NCIP answer", library=library)
 
 
 def parse_loaned_item(el: etree._Element, *, library: str, tz: ZoneInfo, today: date,
@@ -368,7 +166,7 @@ def parse_loaned_item(el: etree._Element, *, library: str, tz: ZoneInfo, today: 
     if not_permitted:
         p = find(el, "Ext/Problem")
         reason = renewal_reason(parse_problem(p)) if p is not None else ("overdue" if overdue else "other")
-    elif any(_norm(b) in RENEWAL_BLOCKS for b in blocks):
+    elif any(norm(b) in RENEWAL_BLOCKS for b in blocks):
         not_permitted, reason = True, "other"
     count = first_text(el, ["Ext/RenewalCount", "RenewalCount"])
     return Loan(
@@ -399,19 +197,6 @@ def _request_ref(el: etree._Element) -> tuple[str, str | None, str]:
     raise UpstreamChanged("RequestedItem without RequestId or ItemId")
 
 
-def hold_id(value: str, agency: str | None, kind: str) -> str:
-    # Item-keyed holds (no RequestId) get an "i" marker so cancel sends ItemId, not RequestId.
-    return encode_id(value, agency) if kind == "request" else "i-" + encode_id(value, agency)
-
-
-def parse_hold_id(opaque: str) -> tuple[str | None, str, str]:
-    if opaque.startswith("i-"):
-        agency, value = decode_id(opaque[2:])
-        return agency, value, "item"
-    agency, value = decode_id(opaque)
-    return agency, value, "request"
-
-
 def _instant(value: str | None) -> str | None:
     """An ISO 8601 instant with offset, or None (for the gateway's lending history)."""
     if not value:
@@ -426,13 +211,13 @@ def _instant(value: str | None) -> str | None:
 def parse_requested_item(el: etree._Element, *, library: str, tz: ZoneInfo,
                          pickup_names: dict[str, str] | None = None) -> Hold | UpstreamLending:
     value, agency, kind = _request_ref(el)
-    rtype = _norm(text(el, "RequestType"))
+    rtype = norm(text(el, "RequestType"))
     status_word = text(el, "RequestStatusType")
     title, author = _title_author(el)
     record_id = _bib_record_id(el) or text(el, "ItemId/ItemIdentifierValue") or value
     pickup = text(el, "PickupLocation")
     if rtype in LENDING_REQUEST_TYPES:
-        status = LENDING_STATUS.get(_norm(status_word))
+        status = LENDING_STATUS.get(norm(status_word))
         extra: dict[str, Any] = {"pickup_location": pickup, "upstream_status": status_word,
                                  "requested_at": _instant(text(el, "DatePlaced"))}
         if status is None:
@@ -440,7 +225,7 @@ def parse_requested_item(el: etree._Element, *, library: str, tz: ZoneInfo,
             extra["unmapped_status"] = True
         return UpstreamLending(upstream_id=hold_id(value, agency, kind), status=status, title=title or "",
                                record_id=record_id, extra={k: v for k, v in extra.items() if v is not None})
-    status = HOLD_STATUS.get(_norm(status_word))
+    status = HOLD_STATUS.get(norm(status_word))
     if status is None:
         raise UpstreamChanged(f"unknown RequestStatusType {status_word!r}", library=library)
     pos = first_text(el, ["HoldQueuePosition", "Ext/HoldQueuePosition"])
@@ -471,13 +256,17 @@ def parse_lookup_user(raw: bytes | str, *, library: str, tz: ZoneInfo, today: da
     uid = text(body, "UserId/UserIdentifierValue") or text(body, "UserOptionalFields/UserId/UserIdentifierValue")
     if not uid:
         raise UpstreamChanged("LookupUserResponse without UserId", library=library)
+    unknown = sorted({etree.QName(c).localname for c in body if isinstance(c.tag, str)} - LOOKUP_USER_CHILDREN)
+    if unknown:
+        # a renamed LoanedItem / RequestedItem would otherwise read as "no loans"
+        raise UpstreamChanged(f"LookupUserResponse with unknown elements {', '.join(unknown)}", library=library)
     uof = find(body, "UserOptionalFields")
     # BlockOrTrap is read wherever it is (some toolkits put it after UserId, out of order)
     blocks = [t for t in (text(b, "BlockOrTrapType") for b in body.iter("BlockOrTrap")) if t]
     emails = []
     for addr in findall(uof, "UserAddressInformation"):
         data = text(addr, "ElectronicAddress/ElectronicAddressData")
-        etype = _norm(text(addr, "ElectronicAddress/ElectronicAddressType"))
+        etype = norm(text(addr, "ElectronicAddress/ElectronicAddressType"))
         if data and ("@" in data or etype in ("mailto", "email", "e-mail", "mailserver")):
             emails.append(data.removeprefix("mailto:"))
     fines = []
@@ -577,7 +366,7 @@ def parse_request_item(raw: bytes | str, *, library: str, context: str = "sessio
 def parse_cancel_request_item(raw: bytes | str, *, library: str) -> str:
     """Returns the identifier echoed back (RequestId or ItemId value)."""
     resp = parse_response(raw, "CancelRequestItemResponse", library=library)
-    if resp.problems and _already_cancelled(resp.problems[0]):
+    if resp.problems and already_cancelled(resp.problems[0]):
         # Cancelling twice: the hold no longer exists for the patron (as on every other
         # adapter: 404 not_found), not a conflict with a state the patron could change.
         p = resp.problems[0]
@@ -589,14 +378,6 @@ def parse_cancel_request_item(raw: bytes | str, *, library: str) -> str:
     if not ident:
         raise UpstreamChanged("CancelRequestItemResponse without RequestId or ItemId", library=library)
     return ident
-
-
-def _already_cancelled(problem: NcipProblem) -> bool:
-    """A "not cancellable" refusal because the request is cancelled already."""
-    if _norm(problem.type) not in CONFLICT_PROBLEMS:
-        return False
-    said = f"{_norm(problem.value)} {_norm(problem.detail)}"
-    return any(w in said for w in ALREADY_CANCELLED_WORDS)
 
 
 def parse_update_request_item(raw: bytes | str, *, library: str) -> str | None:
@@ -642,7 +423,7 @@ def parse_lookup_agency(raw: bytes | str, *, library: str | None = None) -> Agen
 def _holding(info: etree._Element, default_location: str | None, *, tz: ZoneInfo, library: str | None) -> Holding:
     iof = find(info, "ItemOptionalFields")
     status_word = text(iof, "CirculationStatus") or text(info, "CirculationStatus")
-    status = CIRCULATION_STATUS.get(_norm(status_word), "unknown")
+    status = CIRCULATION_STATUS.get(norm(status_word), "unknown")
     branch = (first_text(iof, ["Location/LocationName/LocationNameInstance/LocationNameValue"])
               or default_location or "")
     return Holding(
@@ -684,7 +465,7 @@ def parse_lookup_item_set(raw: bytes | str, *, library: str, tz: ZoneInfo) -> li
                or text(bd, "BibliographicRecordId/BibliographicRecordIdentifier"))
         isbn = None
         for bii in list(bib.iterfind("BibliographicId/BibliographicItemId")) + list(findall(bd, "BibliographicItemId")):
-            if _norm(text(bii, "BibliographicItemIdentifierCode")) in ("isbn", "") and text(bii, "BibliographicItemIdentifier"):
+            if norm(text(bii, "BibliographicItemIdentifierCode")) in ("isbn", "") and text(bii, "BibliographicItemIdentifier"):
                 isbn = text(bii, "BibliographicItemIdentifier")
                 break
         holdings = []
