@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bs4 import BeautifulSoup
 
 from adapters.winj import pages as P
-from tests.adapters.winj_flows import CASES, PAGES, TODAY, live_adapter
+from tests.adapters.winj.flows import CASES, PAGES, TODAY, live_adapter
 
 
 def _bs_rows(html: str, parser: str, table_sel: str, row_sel: str) -> list[dict[str, str]]:

@@ -18,6 +18,9 @@ HOLD_WORDS: dict[str, str] = {
     "受付中": "submitted",
     "予約中": "waiting",
     "順番待ち": "waiting",
+    "返却待ち": "waiting",  # 神戸, 市川 (REAL_WINJ.md §6)
+    "確認待ち": "waiting",
+    "予約申込": "submitted",
     "待ち": "waiting",
     "準備中": "in_transit",
     "回送中": "in_transit",
@@ -25,8 +28,12 @@ HOLD_WORDS: dict[str, str] = {
     "搬送中": "in_transit",
     "配送中": "in_transit",
     "手配中": "in_transit",
+    "発注中": "in_transit",
+    "対応中": "in_transit",
+    "受取館へ回送中": "in_transit",
     "回送待ち": "in_transit",
     "利用可能": "ready",
+    "貸出可能": "ready",  # 千代田/渋谷: a hold that is ready
     "取置中": "ready",
     "取置き中": "ready",
     "取り置き中": "ready",

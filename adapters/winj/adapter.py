@@ -1,40 +1,40 @@
-"""Adapter of the ``winj`` WebOPAC family (熊本市, 鹿児島県立, 奄美, 新潟市).
+"""Adapter of the ``winj`` WebOPAC family (熊本市, 鹿児島県立, 奄美, 新潟市), written to
+what real ``/winj/opac/`` sites serve (``../shared/docs/REAL_WINJ.md``).
 
-Upstream: the vendor's patron portal under ``{base_url}`` (= ``.../winj/opac``).
-Login: GET ``login.do`` (issues ``JSESSIONID`` and the hidden ``hid_session``),
-then POST ``txt_usercd``/``txt_password``; a 302 to ``mylibrary.do`` is success,
-a 302 to ``password-change.do`` means the library forces a password change
-(Amami's initial, Niigata's temporary password), the login form again means
-wrong credentials.  Every later form echoes ``hid_session``.
+Upstream: the portal under ``{base_url}``, whose path is the site's context path
+(``/winj/opac``, ``/kento/opac``, ``/opac``); ``dispatch`` values are relative to the
+context root.  Login: GET ``login.do?lang=ja&dispatch=/opac/mylibrary.do`` first
+(it issues ``JSESSIONID``; a cold GET may land on the top page, whose 「ログインする」
+link is followed), then POST ``form[name=LoginForm]``'s ``txt_usercd`` /
+``txt_password`` / ``submit_btn_login`` (the button's own value).  A 302 that
+rotates ``JSESSIONID`` is success; a 302 to ``password-change.do`` means the library
+forces a password change (Amami's initial, Niigata's temporary password); the form
+again (「…に誤りがあります」) means wrong credentials.  ``hid_session`` carries the
+session id; it is taken from every page, else from the cookie.
 
 Quirks the flows cope with:
-- Forms pick rows by **session-relative index** (renewal ``chk_lend``, hold
-  cancel/change ``chk_reserve``, cart ``chk_basket``).  The adapter always
-  re-reads the list in the same session, maps the stable id (資料番号 / 予約番号 /
-  書誌番号) to the index, and checks the confirm screen lists exactly the items
-  asked for before confirming; otherwise nothing is done.
-- Holds go through the reservation cart: 予約かごへ → 予約かご (予約受取館
-  ``cmb_area``, 予約連絡方法 ``cmb_contact``, 予約有効期限 ``txt_year``/``txt_month``/
-  ``txt_day``) → 通常予約 / まとめて予約 → 予約内容確認 → 「予約を行いました」.
-  Holds are re-read first, so a retry never places a second hold; after a
-  timeout on the final confirm the holds are re-read to learn what happened.
-- A title the flow put in the cart that did not become a hold (refused, or the
-  flow failed) is taken out again; the patron's own cart entries stay.
-- The portal keeps ONE pending confirm per web session, so every write of one
-  patron (core and account screens) runs under the per-patron lock
-  ``WinjHttp._serial``.
+- Lists are paged (10 a page by default): every list is read whole and checked
+  against its 「（全N 件）」; the largest page size is asked for once per session.
+- Index-based actions (renewal's ``idx``, hold cancel/change ``chk_reserve``) mean
+  "row i of the list this session displayed last": the list is re-read in the
+  same session right before, the stable id (資料番号 / 予約番号 / bibid) mapped to
+  its row, and the confirm screen checked to name the item asked for.
+- Renewal is two steps, one loan at a time (``adapters.winj.loans``); holds go
+  through the four-screen basket flow (``adapters.winj.holds``).
 - Results are read from page text: 「貸出延長申込が完了しました」,
-  「予約を行いました」, refusal lines 「理由:…」.
-- Pages may be UTF-8, Shift_JIS or EUC-JP: decoded by the declared charset, forms
-  encoded in it.
-- The portal is down in its maintenance window (Kumamoto 04:00–05:00 JST): the
-  maintenance page → 503 ``upstream_maintenance``.
+  「以下のタイトルについて予約を行いました。」, refusals 「理由:…」 in ``div.report``.
+- The portal keeps ONE pending confirm per web session, so every write of one
+  patron runs under the per-patron lock ``WinjHttp._serial``.
+- Pages are decoded by their declared charset (real sites: UTF-8), forms encoded in it.
+- The maintenance page → 503 ``upstream_maintenance``.
 
-Upstream requests with a warm session: loans 1, holds 1, cart 1, renew 3,
-cancel hold 3, update hold 4, place holds 4 + m (m = titles not yet in the
-cart, +1 when the first title already was; +2 when titles the flow put in the
-cart must come out again after a refusal), cart add 1, cart remove 2, change password 1, search 1,
-record 1, availability 1 + one per record found.
+Upstream requests with a warm session (``bench/economy.py`` prints them per library):
+loans 1 (a list longer than a page: 2 the first time — the page size is raised
+once and sticks in the session — then 1), holds 1, cart 1, renew 1 + 3 per loan
+(confirm, commit, re-read), cancel hold 3, update hold 4, place holds 4 + one per
+title not yet in the basket (+3 when titles the flow put there must come out again),
+cart add 1, cart remove 3, change password 1, search 1 (page N: 2), record 1,
+availability 1 (+ one per record when several match).
 """
 
 from __future__ import annotations
@@ -87,27 +87,39 @@ class WinjAdapter(WinjAccountMixin, WinjLoans, WinjHolds, WinjCatalog):
             raise CardNumberInvalid(str(exc), library=self.library.id) from None
 
     def _login_into(self, client: httpx.Client, session: UpstreamSession, card: str, password: str) -> str:
-        """GET + POST login.do; returns where the portal sends us ("mylibrary" or
-        "password-change"); InvalidCredentials on the login form again."""
-        self._get(client, session, pages.LOGIN_PATH, login_ok=True)
-        body = self._encode([(F_USER, card), (F_PASSWORD, password),
-                             ("hid_session", str(session.data.get(HID_KEY, "")))], self._charset(session))
-        r = client.post(pages.LOGIN_PATH, content=body.encode("ascii"),
+        """Prime the session, then POST the login form; returns where the portal sends us
+        ("mylibrary" or "password-change"); InvalidCredentials on the login form again."""
+        lib = self.library.id
+        query = [("lang", "ja"), ("dispatch", pages.DISPATCH_MYLIBRARY)]
+        page = self._get(client, session, pages.LOGIN_PATH, query, login_ok=True)
+        form = pages.parse_login_form(page.tree)
+        if form is None:  # a cold GET may land on the top page: follow its ログイン link
+            link = pages.login_link(page.tree)
+            page = self._get(client, session, link, login_ok=True) if link else \
+                self._get(client, session, pages.LOGIN_PATH, query, login_ok=True)
+            form = pages.parse_login_form(page.tree)
+        if form is None:
+            raise UpstreamChanged("the 認証 (login.do) page changed: no LoginForm", library=lib)
+        if self._cookie(client) is None:
+            raise UpstreamChanged("the portal issued no JSESSIONID before the login", library=lib)
+        body = self._encode([(F_USER, card), (F_PASSWORD, password), form.submit], self._charset(session))
+        action = form.action or pages.LOGIN_PATH
+        r = client.post(self._abs(action), content=body.encode("ascii"),
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
         if r.status_code in (301, 302, 303):
             location = r.headers.get("location", "")
+            if pages.LOGIN_PATH in location:
+                raise InvalidCredentials("the library rejected the card number or password", library=lib)
+            session.data[HID_KEY] = self._cookie(client) or ""  # the rotated session id
             if pages.PASSWORD_PATH in location:
                 return "password-change"
-            if pages.LOGIN_PATH in location:
-                raise InvalidCredentials("the library rejected the card number or password",
-                                         library=self.library.id)
             return "mylibrary"
         page = self._page(client, session, r, login_ok=True)
         if pages.is_login_page(page.tree):
             msg = pages.login_error(page.tree)
             raise InvalidCredentials("the library rejected the card number or password",
-                                     library=self.library.id, upstream_message=msg)
-        raise UpstreamChanged("unexpected answer to the login form", library=self.library.id)
+                                     library=lib, upstream_message=msg)
+        raise UpstreamChanged("unexpected answer to the login form", library=lib)
 
     @translate_transport_errors
     def login(self, card_number: str, password: str) -> UpstreamSession:

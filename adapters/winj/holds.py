@@ -1,13 +1,23 @@
-"""Holds and the reservation cart (予約した資料, 予約かご, 予約内容確認) of the winj portal.
+"""Holds and the reservation basket (予約した資料, 予約かご, 予約内容確認) of the winj portal.
 
-Holds are placed through the cart: 予約かごへ → 予約かご (予約受取館 ``cmb_area``,
-予約連絡方法 ``cmb_contact``, 予約有効期限) → 通常予約 / まとめて予約 → 予約内容確認 →
-「予約を行いました」.  The hold list is re-read first so a retry never places a
-second hold, and after a timeout on the final confirm it is re-read to learn what
-the portal did.  A record the flow itself put in the cart and that did not
-become a hold (refused, or the flow failed) is taken out of the cart again.
-Cancel and change pick rows by session-relative index and check
-that the confirm screen names the hold asked for.
+The real four-screen reservation (REAL_WINJ.md §7): add a title to the basket
+(POST ``switch-detail.do`` with ``bibid`` and ``submit_btn_reserve_basket``, as the
+detail page's form does) → the basket page (``hid_aplph``, pickup ``cmb_area``,
+contact ``cmb_ctttp``, the expiry triple or ``chk_limit``; entries are ``chk_check``
+boxes) → POST it with the entries and ``submit_btn_reservation`` → the confirm
+screen (its e-mail select ``cmb_email`` is sent as 送信しない) → POST
+``reserve-confirm.do`` → 「以下のタイトルについて予約を行いました。」 and one ``div.report``
+「理由:…」 per refused title.  Field names, hidden values and button captions are read
+from the pages themselves, so the per-site differences (「通常予約する」/「通常予約」,
+date triple or 期限なし box) need no configuration.
+
+The hold list is re-read first so a retry never places a second hold, and after a
+timeout on the final confirm it is re-read to learn what the portal did.  A record
+the flow itself put in the basket that did not become a hold is taken out again
+(the delete confirm ``hid_idlist`` → ``reserve-basket-delete.do``).  Cancel and
+change (no source shows them; after the seed guides) pick rows by the index of the
+list this session displayed last and check that the confirm screen names the hold
+asked for.
 """
 
 from __future__ import annotations
@@ -15,14 +25,14 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from typing import Any
 
 import httpx
 
 from adapters import writes
 from adapters.base import UpstreamSession, translate_transport_errors
 from adapters.winj import pages
-from adapters.winj.forms import *
-from adapters.winj.forms import problem
+from adapters.winj.forms import BTN_OK, F_AREA, F_CONTACT, F_RESERVE, NO_EXPIRY, problem
 from adapters.winj.http import Page, WinjHttp
 from core.errors import (
     AccountBlocked,
@@ -35,30 +45,34 @@ from core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from core.models import (
-    Cart,
-    Hold,
-    HoldRequest,
-    HoldResult,
-    HoldUpdate,
-)
+from core.models import Cart, Hold, HoldRequest, HoldResult, HoldUpdate
 
 log = logging.getLogger(__name__)
 
 
 class WinjHolds(WinjHttp):
-    """Holds and the reservation cart (予約した資料, 予約かご, 予約内容確認) of the winj portal."""
+    """Holds and the reservation basket (予約した資料, 予約かご, 予約内容確認) of the winj portal."""
+
+    def _hold_rows(self, client: httpx.Client, session: UpstreamSession) -> tuple[list[tuple[int, pages.HoldRow]], int]:
+        lib = self.library.id
+
+        def parse(t: Any) -> Any:
+            return pages.parse_hold_items(t, lib)
+
+        rows, last = self._read_all(client, session, pages.RESERVE_LIST_PATH, parse, "予約した資料")
+        ids = [r.hold.id for _, r in rows]
+        if len(set(ids)) != len(ids):
+            raise UpstreamChanged("the same hold twice in 予約した資料 (the list moved while paging)", library=lib)
+        return rows, last
 
     @translate_transport_errors
     def holds(self, session: UpstreamSession) -> list[Hold]:
         with self.open(session) as client:
-            page = self._get(client, session, pages.RESERVE_LIST_PATH)
-        return pages.parse_holds(page.html, self.library.id)
+            rows, _ = self._hold_rows(client, session)
+        return [r.hold for _, r in rows]
 
     def _active_holds(self, client: httpx.Client, session: UpstreamSession) -> list[pages.HoldRow]:
-        page = self._get(client, session, pages.RESERVE_LIST_PATH)
-        return [r for r in pages.parse_hold_rows(page.html, self.library.id)
-                if r.hold.status not in ("expired", "cancelled")]
+        return [r for _, r in self._hold_rows(client, session)[0] if r.hold.status not in ("expired", "cancelled")]
 
     def _branch_name(self, value: str) -> str:
         b = self.library.branch_by_name_or_id(value)
@@ -97,44 +111,67 @@ class WinjHolds(WinjHttp):
                 self._drop_from_cart(client, session, [rid for rid in added if not results[rid].ok])
         return [results[rid] for rid in wanted]
 
+    # ------------------------------------------------------------ basket plumbing
+    def _add_to_basket(self, client: httpx.Client, session: UpstreamSession, record_id: str) -> Page:
+        """The detail page's 予約かご button: POST its form (``bibid``,
+        ``submit_btn_reserve_basket``); the answer is the basket page."""
+        return self._post(client, session, pages.DETAIL_PATH, [
+            ("idx", ""), ("revidx", ""), ("bibid", record_id), ("submit_btn_reserve_basket", "予約かご")])
+
+    def _basket_form(self, basket: pages.BasketPage) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in basket.hidden if k]
+
+    def _delete_entries(self, client: httpx.Client, session: UpstreamSession, basket: pages.BasketPage,
+                        record_ids: list[str]) -> pages.BasketPage:
+        """削除 → the delete confirm (``hid_idlist``) → ``reserve-basket-delete.do``."""
+        lib = self.library.id
+        name, value = basket.buttons.get("delete", ("submit_btn_delete", "削除"))
+        picks = [("chk_check", basket.entries[rid]) for rid in record_ids]
+        confirm_page = self._post(client, session, pages.BASKET_PATH, self._basket_form(basket) + picks + [(name, value)])
+        confirm = pages.parse_basket_delete(confirm_page.html, lib)
+        if sorted(confirm.ids) != sorted(basket.entries[rid] for rid in record_ids):
+            raise Conflict("the portal's delete confirm lists other entries; nothing was removed", library=lib)
+        done = self._post(client, session, confirm.action, [("hid_idlist", " ".join(confirm.ids)), confirm.submit])
+        return pages.parse_basket(done.html, lib)
+
     def _drop_from_cart(self, client: httpx.Client, session: UpstreamSession, record_ids: list[str]) -> None:
-        """Best effort: take ``record_ids`` out of the cart (re-read first — the row
-        indexes of the cart change once the portal placed some of the holds)."""
+        """Best effort: take ``record_ids`` out of the basket (re-read first)."""
         if not record_ids:
             return
         try:
-            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html)
-            picks = [(F_BASKET, basket.indexes[rid]) for rid in record_ids if rid in basket.indexes]
-            if picks:
-                self._post(client, session, pages.BASKET_PATH, picks + [BTN_DELETE])
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html, self.library.id)
+            present = [rid for rid in record_ids if rid in basket.entries]
+            if present:
+                self._delete_entries(client, session, basket, present)
         except Exception as exc:  # noqa: BLE001 - the hold's own outcome is what the caller needs
-            log.warning("%s: could not take %d record(s) back out of the cart: %s",
+            log.warning("%s: could not take %d record(s) back out of the basket: %s",
                         self.library.id, len(record_ids), type(exc).__name__)
 
     def _reserve(self, client: httpx.Client, session: UpstreamSession, todo: list[str], request: HoldRequest,
                  pickup: str | None, added: list[str]) -> dict[str, HoldResult]:
-        """Cart → confirm → reserve; appends to ``added`` each record it put in the cart."""
+        """Basket → confirm → reserve; appends to ``added`` each record it put in the basket."""
         lib = self.library.id
         results: dict[str, HoldResult] = {}
         basket: pages.BasketPage | None = None
         for rid in todo:
-            if basket is not None and rid in basket.indexes:
-                continue  # already in the patron's cart
-            page = self._post(client, session, pages.BASKET_ADD_PATH, [(F_BIBID, rid), BTN_BASKET])
+            if basket is not None and rid in basket.entries:
+                continue  # already in the patron's basket
+            page = self._add_to_basket(client, session, rid)
+            before = set(basket.entries) if basket is not None else None
             basket = self._basket_or_error(page, rid, results)
-            if rid not in results and rid in basket.indexes and not any(
-                    pages.TXT_CART_DUP in m for m in basket.messages):
+            if rid not in results and rid in basket.entries and not any(
+                    pages.TXT_CART_DUP in m for m in basket.messages) and (before is None or rid not in before):
                 added.append(rid)
         if basket is None:
-            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html)
-        picks = [rid for rid in todo if rid not in results and rid in basket.indexes]
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html, lib)
+        picks = [rid for rid in todo if rid not in results and rid in basket.entries]
         for rid in todo:
-            if rid not in results and rid not in basket.indexes:
+            if rid not in results and rid not in basket.entries:
                 results[rid] = HoldResult(record_id=rid, ok=False, error=problem(
-                    UpstreamChanged("the record did not appear in the cart", library=lib)))
+                    UpstreamChanged("the record did not appear in the basket", library=lib)))
         if not picks:
             return results
-        form: list[tuple[str, str]] = []
+        form = self._basket_form(basket)
         if pickup is not None:
             code = basket.areas.get(pickup)
             if code is None:
@@ -148,54 +185,70 @@ class WinjHolds(WinjHttp):
                 raise InvalidRequest(f"unknown contact method {request.contact_method!r}", library=lib,
                                      errors=[{"field": "contact_method", "message": "one of "
                                               + ", ".join(basket.contacts)}])
-            form.append((F_CONTACT, code))
+            form.append((basket.contact_field, code))
         exp = request.expires_on
-        form += list(zip((F_YEAR, F_MONTH, F_DAY),
-                         (str(exp.year), str(exp.month), str(exp.day)) if exp else NO_EXPIRY))
-        form += [(F_BASKET, basket.indexes[rid]) for rid in picks]
-        form.append(BTN_ORDERED if request.ordered else BTN_NORMAL)
-        confirm = self._post(client, session, pages.BASKET_PATH, form)
-        errors = confirm.errors()
+        if basket.expiry == "chk_limit":
+            form += [("txt_limit", exp.strftime("%Y%m%d"))] if exp else [("chk_limit", "on")]
+        else:
+            ymd = (str(exp.year), str(exp.month), str(exp.day)) if exp else NO_EXPIRY
+            form += list(zip(("txt_year", basket.month_field, basket.day_field), ymd))
+        form += [("chk_check", basket.entries[rid]) for rid in picks]
+        button = basket.buttons.get("bulk" if request.ordered else "normal")
+        if button is None:
+            raise UpstreamChanged("the basket page has no "
+                                  + ("まとめて予約" if request.ordered else "通常予約") + " button", library=lib)
+        form.append(button)
+        confirm_page = self._post(client, session, pages.BASKET_PATH, form)
+        errors = confirm_page.errors()
         if any(pages.TXT_OVERDUE_BLOCK in e for e in errors):
             raise AccountBlocked("the library refuses holds while items are overdue", library=lib,
-                                 reason="overdue", upstream_message=errors[0])
+                                 reason="overdue", upstream_message=pages.reason_text(errors[0]))
         if any(pages.TXT_BAD_EXPIRY in e for e in errors):
             raise InvalidRequest("the library refused the hold expiry date", library=lib,
                                  errors=[{"field": "expires_on", "message": errors[0]}])
-        if errors:
+        if errors and confirm_page.tree.css_first(pages.SEL_CONFIRM_BUTTON_ANY) is None:
             raise UpstreamError("the portal refused the reservation", library=lib,
                                 upstream_message=pages.reason_text(errors[0]))
-        listed = pages.parse_reserve_confirm(confirm.html)
-        if sorted(listed) != sorted(picks):
+        confirm = pages.parse_reserve_confirm(confirm_page.html, lib)
+        if sorted(confirm.records) != sorted(picks):
             raise Conflict("the portal's confirm screen lists other titles than asked for; nothing was reserved",
                            library=lib)
+        final = [(k, v) for k, v in confirm.hidden if k]
+        if confirm.email_field:
+            final.append((confirm.email_field, ""))  # 送信しない
+        final.append(confirm.submit)
         # none of picks has an active hold (place_holds answered those as conflicts)
         writes.begin_holds(session, picks, before={})
         try:
-            done_page = self._post(client, session, pages.RESERVE_CONFIRM_PATH, [BTN_OK])
+            done_page = self._post(client, session, pages.RESERVE_CONFIRM_PATH, final)
         except Exception as exc:
             if not writes.unknown_outcome(exc):
                 raise
             return results | self._reserve_after_timeout(client, session, picks, exc)
-        _, lines = pages.parse_reserve_result(done_page.html)
-        placed = {line.record_id for line in lines if line.ok}
+        _, lines = pages.parse_reserve_result(done_page.html, lib)
+        by_title = {self._title_key(t): rid for rid, t in zip(confirm.records, confirm.titles)}
+        placed = {line.record_id or by_title.get(self._title_key(line.title), "") for line in lines if line.ok}
         now = {r.hold.record_id: r.hold for r in self._active_holds(client, session)} if placed else {}
         for line in lines:
-            if line.record_id not in picks:
+            rid = line.record_id or by_title.get(self._title_key(line.title), "")
+            if rid not in picks:
                 continue
             if line.ok:
-                hold = now.get(line.record_id)
+                hold = now.get(rid)
                 if hold is None:
                     raise UpstreamChanged("a hold the portal reported is not in 予約した資料", library=lib)
-                results[line.record_id] = HoldResult(record_id=line.record_id, ok=True, hold=hold)
+                results[rid] = HoldResult(record_id=rid, ok=True, hold=hold)
             else:
-                results[line.record_id] = HoldResult(record_id=line.record_id, ok=False,
-                                                     error=problem(self._refusal(line.message)))
+                results[rid] = HoldResult(record_id=rid, ok=False, error=problem(self._refusal(line.message)))
         for rid in picks:
             if rid not in results:
                 raise UpstreamChanged("the reservation result does not list every title", library=lib)
         writes.settle(session, holds=picks)
         return results
+
+    @staticmethod
+    def _title_key(title: str) -> str:
+        return "".join(unicodedata.normalize("NFKC", title).split())
 
     def _refusal(self, message: str) -> GatewayError:
         lib = self.library.id
@@ -211,8 +264,8 @@ class WinjHolds(WinjHttp):
         return UpstreamError("the library refused the hold", library=lib, upstream_message=msg)
 
     def _basket_or_error(self, page: Page, rid: str, results: dict[str, HoldResult]) -> pages.BasketPage:
-        """The cart page after 予約かごへ; a refusal becomes that record's result."""
-        basket = pages.parse_basket(page.html)
+        """The basket page after 予約かご; a refusal becomes that record's result."""
+        basket = pages.parse_basket(page.html, self.library.id)
         try:
             self._raise_cart_error(basket)
         except GatewayError as exc:
@@ -221,7 +274,6 @@ class WinjHolds(WinjHttp):
 
     @staticmethod
     def _cart_limit(message: str) -> int:
-
         m = re.search(r"最大\s*(\d+)", unicodedata.normalize("NFKC", message))
         return int(m.group(1)) if m else 10
 
@@ -237,10 +289,19 @@ class WinjHolds(WinjHttp):
         return {rid: writes.hold_after(session, writes.HoldMark(rid, frozenset()), now, exc, library=lib)
                 for rid in picks}
 
+    # ------------------------------------------------------------ cancel / change
     def _hold_row(self, client: httpx.Client, session: UpstreamSession, hold_id: str) -> pages.HoldRow:
-        for row in pages.parse_hold_rows(self._get(client, session, pages.RESERVE_LIST_PATH).html,
-                                         self.library.id):
+        """The hold's row, re-read in this session; its index refers to the page the
+        session displayed last, so a hold on an earlier page is displayed again."""
+        rows, last = self._hold_rows(client, session)
+        for n, row in rows:
             if row.hold.id == hold_id:
+                if n != last:
+                    page = self._get(client, session, f"{pages.RESERVE_LIST_PATH}?page={n}")
+                    fresh = {r.hold.id: r for r in pages.parse_hold_items(page.tree, self.library.id)[0]}
+                    if hold_id not in fresh:
+                        raise Conflict("the hold moved while the list was re-read", library=self.library.id)
+                    return fresh[hold_id]
                 return row
         raise NotFound(f"no hold {hold_id!r}", library=self.library.id)
 
@@ -288,8 +349,9 @@ class WinjHolds(WinjHttp):
                 raise Conflict("the portal's row did not match the hold asked for; nothing was changed",
                                library=lib)
             t = form_page.tree
-            areas = {pages.node_text(o): o.attributes.get("value") or "" for o in t.css(pages.SEL_AREA_OPTION)}
-            contacts = {pages.node_text(o): o.attributes.get("value") or "" for o in t.css(pages.SEL_CONTACT_OPTION)}
+            areas = {pages.node_text(o): o.attributes.get("value") or "" for o in t.css(pages.SEL_CHANGE_AREA_OPTION)}
+            contacts = {pages.node_text(o): o.attributes.get("value") or ""
+                        for o in t.css(pages.SEL_CHANGE_CONTACT_OPTION)}
             form: list[tuple[str, str]] = []
             pickup = self._branch_name(changes.pickup_branch) if changes.pickup_branch else row.hold.pickup_branch
             if pickup not in areas:
@@ -304,23 +366,27 @@ class WinjHolds(WinjHttp):
             self._raise_refusal(done)
             if not any(pages.TXT_CHANGE_DONE in m for m in done.messages()):
                 raise UpstreamChanged("no confirmation of the change", library=lib)
-            return self._hold_row(client, session, hold_id).hold
+            rows, _ = self._hold_rows(client, session)
+            for _, r in rows:
+                if r.hold.id == hold_id:
+                    return r.hold
+            raise UpstreamChanged("the changed hold is missing from 予約した資料", library=lib)
 
     # ------------------------------------------------------------ cart
     @translate_transport_errors
     def cart(self, session: UpstreamSession) -> Cart:
         with self.open(session) as client:
             page = self._get(client, session, pages.BASKET_PATH)
-        return Cart(items=pages.parse_basket(page.html).items)
+        return Cart(items=pages.parse_basket(page.html, self.library.id).items)
 
     @translate_transport_errors
     def cart_add(self, session: UpstreamSession, record_id: str) -> Cart:
         with self._serial(session), self.open(session) as client:
-            page = self._post(client, session, pages.BASKET_ADD_PATH, [(F_BIBID, record_id), BTN_BASKET])
-        basket = pages.parse_basket(page.html)
+            page = self._add_to_basket(client, session, record_id)
+        basket = pages.parse_basket(page.html, self.library.id)
         self._raise_cart_error(basket)
-        if record_id not in basket.indexes:
-            raise UpstreamChanged("the record did not appear in the cart", library=self.library.id)
+        if record_id not in basket.entries:
+            raise UpstreamChanged("the record did not appear in the basket", library=self.library.id)
         return Cart(items=basket.items)
 
     def _raise_cart_error(self, basket: pages.BasketPage) -> None:
@@ -336,11 +402,9 @@ class WinjHolds(WinjHttp):
     @translate_transport_errors
     def cart_remove(self, session: UpstreamSession, record_id: str) -> None:
         with self._serial(session), self.open(session) as client:
-            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html)
-            index = basket.indexes.get(record_id)
-            if index is None:
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html, self.library.id)
+            if record_id not in basket.entries:
                 raise NotFound(f"record {record_id!r} is not in the cart", library=self.library.id)
-            page = self._post(client, session, pages.BASKET_PATH, [(F_BASKET, index), BTN_DELETE])
-        after = pages.parse_basket(page.html)
-        if record_id in after.indexes:
+            after = self._delete_entries(client, session, basket, [record_id])
+        if record_id in after.entries:
             raise UpstreamChanged("the record is still in the cart after 削除", library=self.library.id)

@@ -1,15 +1,18 @@
 """Request helpers of the winj adapter (shared with the account screens' mixin).
 
-The portal keeps its state in a ``JSESSIONID`` cookie plus a hidden
-``hid_session`` field that every form must echo; both live in the patron's
-``UpstreamSession`` (cookies / ``data["hid"]``).  Pages are decoded by their
-declared charset (Content-Type, else ``<meta charset>``), and forms are encoded
-in the same charset (a Shift_JIS portal expects Shift_JIS form posts).
+The portal keeps its state in a ``JSESSIONID`` cookie, whose value the hidden
+``hid_session`` of every stateful form carries (REAL_WINJ.md §1); both live in the
+patron's ``UpstreamSession`` (cookies / ``data["hid"]``): the hid is taken from
+each page that has one, else from the cookie (as 市川's scraper does).  Pages are
+decoded by their declared charset (``adapters.html``), and forms are encoded in the
+same charset.  Links on the pages are host-relative (``/kento/opac/…``): ``_abs``
+turns them into full URLs; the adapter never sends a doubled slash.
 
 Every helper turns the portal's special answers into typed errors:
-a redirect to ``login.do`` or a login form where a page was expected →
-``SessionExpired``; the maintenance page → ``UpstreamMaintenance``; 5xx →
-``UpstreamUnavailable``; the portal's error page → ``UpstreamError``.
+a redirect to ``login.do``, a login form where a page was expected, or the
+session-timeout page → ``SessionExpired``; the maintenance page →
+``UpstreamMaintenance``; 5xx → ``UpstreamUnavailable``; the portal's error page →
+``UpstreamError``.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ from typing import Any
 import httpx
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from adapters import html as H
 from adapters.base import Adapter, UpstreamSession
 from adapters.winj import pages
+from adapters.winj.layout import PortalLayout, context_paths, layout_of
 from core.errors import SessionExpired, UpstreamError, UpstreamMaintenance, UpstreamUnavailable
 
 FormData = Mapping[str, str] | Sequence[tuple[str, str]]
 
 HID_KEY = "hid"
+COOKIE = "JSESSIONID"
 CHARSET_KEY = "charset"
 
 # The portal keeps ONE pending confirm per web session: two multi-step writes of the
@@ -74,6 +80,30 @@ class WinjHttp(Adapter):
     _learned_charset: str | None = None
 
     # ------------------------------------------------------------ small things
+    @cached_property
+    def layout(self) -> PortalLayout:
+        """What this library's portal looks like (its configuration's first guess)."""
+        return layout_of(self.library.options)
+
+    @cached_property
+    def context(self) -> tuple[str, str]:
+        """(module path, context root) of the portal: ("/kento/opac", "/kento")."""
+        return context_paths(self.library.base_url)
+
+    def _abs(self, href: str) -> str:
+        """A link of a page as a URL the client can fetch: host-relative paths
+        (``/winj/opac/x.do``) become absolute, doubled slashes are collapsed."""
+        import re
+
+        parts = urllib.parse.urlsplit(href)
+        if parts.scheme:
+            return href
+        if href.startswith("/"):
+            base = urllib.parse.urlsplit(self.library.base_url)
+            path = re.sub("/{2,}", "/", parts.path)
+            return urllib.parse.urlunsplit((base.scheme, base.netloc, path, parts.query, ""))
+        return href
+
     def today(self) -> date:
         return self.library.now().date()
 
@@ -108,8 +138,7 @@ class WinjHttp(Adapter):
     def _charset(self, session: UpstreamSession | None) -> str:
         if session is not None and session.data.get(CHARSET_KEY):
             return str(session.data[CHARSET_KEY])
-        opt = self.library.options.get("charset") if isinstance(self.library.options, dict) else None
-        return opt or self._learned_charset or "UTF-8"
+        return self._learned_charset or self.layout.charset
 
     def _encode(self, data: FormData | None, charset: str) -> str:
         items = list(data.items()) if isinstance(data, Mapping) else list(data or [])
@@ -123,17 +152,31 @@ class WinjHttp(Adapter):
             url = f"{path}?{self._encode(params, self._charset(session))}"
         # No retry here: reads are retried once, in one place, by the gateway's call
         # pipeline ([gateway] read_retries); a write flow's GETs are never retried.
-        response = client.get(url)
+        response = client.get(self._abs(url))
         return self._page(client, session, response, login_ok=login_ok)
 
+    def hid(self, client: httpx.Client, session: UpstreamSession | None) -> str:
+        """The hid_session to send: the last page's, else the session cookie itself."""
+        if session is not None and session.data.get(HID_KEY):
+            return str(session.data[HID_KEY])
+        return self._cookie(client) or ""
+
+    @staticmethod
+    def _cookie(client: httpx.Client) -> str | None:
+        values = [c.value for c in client.cookies.jar if c.name == COOKIE and c.value]
+        return values[-1] if values else None
+
     def _post(self, client: httpx.Client, session: UpstreamSession | None, path: str,
-              data: FormData | None = None, *, login_ok: bool = False, with_hid: bool = True) -> Page:
+              data: FormData | None = None, *, login_ok: bool = False, with_hid: bool = True,
+              headers: dict[str, str] | None = None) -> Page:
         items = list(data.items()) if isinstance(data, Mapping) else list(data or [])
-        if with_hid and session is not None and session.data.get(HID_KEY):
-            items.append(("hid_session", str(session.data[HID_KEY])))
+        if with_hid and not any(k == "hid_session" for k, _ in items):
+            hid = self.hid(client, session)
+            if hid:
+                items.insert(0, ("hid_session", hid))
         body = self._encode(items, self._charset(session))
-        response = client.post(path, content=body.encode("ascii"),
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = client.post(self._abs(path), content=body.encode("ascii"),
+                               headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
         return self._page(client, session, response, login_ok=login_ok)
 
     def _raw(self, client: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -148,11 +191,12 @@ class WinjHttp(Adapter):
                 raise SessionExpired("redirected to the login page")
             if hops >= 3:
                 raise UpstreamError("too many redirects", library=lib)
-            nxt = client.get(location)
+            nxt = client.get(self._abs(location))
             return self._page(client, session, nxt, login_ok=login_ok, hops=hops + 1)
-        html = pages.decode_html(response.content, response.headers.get("content-type"))
-        charset = pages.declared_charset(response.content, response.headers.get("content-type")) or "UTF-8"
-        page = Page(str(response.url), response.status_code, html, charset)
+        decoded = H.decode_page(response.content, response.headers.get("content-type"), what="portal page",
+                                library=lib)
+        page = Page(str(response.url), response.status_code, decoded.text, decoded.charset)
+        charset = decoded.charset
         if pages.is_maintenance(page.tree):
             window = self.library.maintenance_window_at()
             retry = window.seconds_left(self.library.now()) if window else 3600
@@ -164,6 +208,8 @@ class WinjHttp(Adapter):
             raise UpstreamError(f"the portal answered HTTP {response.status_code}", library=lib)
         if not login_ok and pages.is_login_page(page.tree):
             raise SessionExpired("the portal showed its login form")
+        if pages.is_timeout(page.tree):
+            raise SessionExpired("the portal's session timed out")
         bad = pages.portal_error(page.tree)
         if bad:
             raise UpstreamError("the portal refused the request", library=lib, upstream_message=bad)
@@ -174,3 +220,42 @@ class WinjHttp(Adapter):
             if hid:
                 session.data[HID_KEY] = hid
         return page
+
+    # ------------------------------------------------------------ paged lists
+    def _read_all(self, client: httpx.Client, session: UpstreamSession, path: str,
+                  parse: Any, what: str) -> tuple[list[tuple[int, Any]], int]:
+        """Every row of a paged list (loans, holds) as (page number, row), and the page
+        number this session displayed last (row indexes are only valid on it).
+
+        The first page tells the count 「（全N 件）」.  When rows are missing and the page
+        offers a bigger page size, ``PageForm`` is posted back once with the largest
+        (``opt_pagesize`` + ``submit_btn_reload=再表示``): the size sticks in the
+        upstream session, so the next read is one request again.  Pages beyond that
+        are followed with ``?page=N``.  The rows delivered must add up to the count,
+        else the list is ``UpstreamChanged`` — never a partial list."""
+        page = self._get(client, session, path)
+        rows, lp = parse(page.tree)
+        total = lp.total
+        if total is not None and len(rows) < total and lp.page_sizes and max(lp.page_sizes) > len(rows):
+            page = self._post(client, session, path, [("idx", ""), ("opt_pagesize", str(max(lp.page_sizes))),
+                                                      ("submit_btn_reload", "再表示")])
+            rows, lp = parse(page.tree)
+            total = lp.total if lp.total is not None else total
+        out = [(1, r) for r in rows]
+        n = 1
+        nxt = lp.next_href
+        while (total is not None and len(out) < total) or (total is None and nxt):
+            n += 1
+            if n > 200:
+                raise H.changed(f"{what}: paging does not end", library=self.library.id)
+            href = f"{path}?page={n}" if total is not None or not nxt else nxt
+            page = self._get(client, session, href)
+            rows, lp = parse(page.tree)
+            if not rows:
+                break
+            out += [(n, r) for r in rows]
+            nxt = lp.next_href
+        if total is not None and len(out) != total:
+            raise H.changed(f"{len(out)} {what} where the page says 全{total} 件", screen=what,
+                            library=self.library.id)
+        return out, n

@@ -1,9 +1,28 @@
-"""Pure parsers of winj portal pages (bytes/str in, domain values out).
+"""Pure parsers of winj portal pages (text in, domain values out), written to what
+real ``/winj/opac/`` sites serve (``../shared/docs/REAL_WINJ.md``), not to one
+site's markup.
 
-Selectors are the named constants below (a markup change is a one-line fix);
-each parser raises ``UpstreamChanged`` when the page lacks what it must have —
-never an empty list for a page it does not understand.  A page that says "no
-rows" (該当件数は0件 / …はありません) is an empty list.
+How they read:
+
+- **By structure, with fallbacks.** Lists are ``ol.list-book > li`` (then the
+  smartphone ``ul.listBookBa > li``, then ``div.report`` for result lists); a title
+  is ``span.title`` (then ``p.title``, then the ``h4.link-image`` link); the
+  labelled lines are the ``p``s of ``div.column.info`` (then ``p.txt``).  Each
+  tuple in the selector constants below is tried in order (``adapters.html``).
+- **By labels, not positions.** Dates are found after their label, in every
+  spelling seen (貸出日: / 返却期限: 返却予定日: 返却期限日: / 予約日 / 取置期限日, with a
+  half- or full-width colon or none, ``/`` or ``.``, with or without zero
+  padding); a hold's rank in every form seen (``(N位)``, ``（N位）``, ``順番：N``,
+  ``予約順位：N位``).  The library's configured layout (``adapters.winj.layout``)
+  is only the first guess.
+- **Titles come out clean**: the 【図書】/【雑誌】 material type (inside
+  ``span.title`` or in a sibling ``b``), line breaks and ``&nbsp;`` are removed;
+  the material type is returned beside the title.
+- **Never an empty or partial list by accident.** A list is empty only when the
+  page says so (「該当するリストが存在しません。」, or a count of 0); the count 「（全N 件）」
+  of ``.nav-hdg`` (or 「全N件」 of ``div.nav-area``) is checked against what the
+  paging delivered.  A required field that is missing is ``UpstreamChanged`` (502
+  ``upstream_changed``) naming the screen and the field.
 """
 
 from __future__ import annotations
@@ -14,86 +33,102 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import date
 
-from selectolax.lexbor import LexborHTMLParser as HTMLParser
-from selectolax.lexbor import LexborNode as Node
-
+from adapters import html as H
+from adapters.html import HTMLParser, Node, Screen
 from core.errors import UpstreamChanged
 from core.models import CartItem, Hold, Holding, Loan, Record, RecordSummary, SearchResult
 from mappers import MappingError
 from mappers.bibline import parse_bibline
-from mappers.dates import parse_date, parse_expiry, parse_optional_date
-from mappers.status import hold_status, holding_status, renewal_reason
+from mappers.dates import parse_date
+from mappers.status import hold_status, holding_status
 
-# ------------------------------------------------------------------ paths
+# ------------------------------------------------------------------ paths (relative to base_url)
+TOP_PATH = "top.do"
 LOGIN_PATH = "login.do"
 LOGOUT_PATH = "logout.do"
 MYLIBRARY_PATH = "mylibrary.do"
 PASSWORD_PATH = "password-change.do"
 LEND_LIST_PATH = "lend-list.do"
 LEND_CONFIRM_PATH = "lend-extension-confirm.do"
-LEND_EXEC_PATH = "lend-extension.do"
 RESERVE_LIST_PATH = "reserve-list.do"
 RESERVE_CANCEL_PATH = "reserve-cancel.do"
 RESERVE_CHANGE_PATH = "reserve-change.do"
 BASKET_PATH = "reserve-basket.do"
-BASKET_ADD_PATH = "reserve-basket-add.do"
+BASKET_DELETE_PATH = "reserve-basket-delete.do"
 RESERVE_CONFIRM_PATH = "reserve-confirm.do"
-SEARCH_FORM_PATH = "search.do"
-SEARCH_PATH = "search-list.do"
+SEARCH_PATH = "search-detail.do"
+SEARCH_LIST_PATH = "search-list.do"
 DETAIL_PATH = "switch-detail.do"
+#: dispatch values are relative to the context root (REAL_WINJ.md §0)
+DISPATCH_MYLIBRARY = "/opac/mylibrary.do"
 
-# ------------------------------------------------------------------ selectors
+# ------------------------------------------------------------------ selectors (fallbacks in order)
 SEL_HID = 'input[name="hid_session"]'
-SEL_LOGIN_FORM = 'input[name="txt_usercd"]'
+SEL_LOGIN_FORM = ('form[name="LoginForm"]', 'form:has(input[name="txt_usercd"])')
+SEL_LOGIN_USER = 'input[name="txt_usercd"]'
+SEL_LOGIN_SUBMIT = ('input[name="submit_btn_login"]', 'button[name="submit_btn_login"]')
 SEL_MAINTENANCE = "p.maintenance"
-SEL_MESSAGE = "#message p"
-SEL_ERROR = "p.error, span.error"
-SEL_PAGE_TITLE = "#page-title"
-SEL_CELL = "td.{}"  # a row's cell by class: SEL_CELL.format("item-id")
-SEL_LINK = "a[href]"
-SEL_TITLE_LINK = "a"  # inside a row's title cell
-SEL_BIBLINE = ".bibline"
-
-SEL_LEND_TABLE = "table#lend-list"
-SEL_LEND_ROW = "tr.lend-row"
-SEL_LEND_EMPTY = "p.empty"
-SEL_LEND_COUNT = "#lend-count"
-SEL_LEND_CHECK = 'input[name="chk_lend"]'
-SEL_EXT_ROW = "table#extension-list tr.ext-row"
-SEL_EXT_RESULT_ROW = "table#extension-result tr.ext-row"
-
-SEL_RESERVE_TABLE = "table#reserve-list"
-SEL_RESERVE_ROW = "tr.reserve-row"
-SEL_RESERVE_COUNT = "#reserve-count"
-SEL_RESERVE_CHECK = 'input[name="chk_reserve"]'
+SEL_MESSAGE = ("#message p",)
+SEL_ERROR = "div.report > p, p.error, span.error"
+SEL_LIST_ITEMS = ("ol.list-book.result.hook-check-all > li", "ol.list-book > li", "ul.listBookBa-2 > li",
+                  "ul.listBookBa > li")
+SEL_RESULT_ITEMS = ("ol.list-book > li", "div#main div.report", "div.report")
+SEL_TITLE = ("span.title", "p.title", ".link-image a", "h4 a")
+SEL_TYPE_SIBLING = (".link-image > b", "h4 > b")
+SEL_INFO_LINES = "div.column.info p, p.txt"
+SEL_COUNT = (".nav-hdg", "div.nav-area")
+SEL_NEXT_PAGE = ("li.next > a",)
+SEL_PAGESIZE_OPTION = 'select[name="opt_pagesize"] option'
+SEL_DELAY = ("span.icon-delay",)
+SEL_EXTEND = ('div.info a.btn-02', 'div.info a[href*="submit_btn_extend"]', 'a[href*="submit_btn_extend"]',
+              'input[name="submit_btn_extend"]')
+SEL_BIBID_ATTR = ('[href*="bibid="]', '[src*="bibid="]')
+SEL_HOLD_CHECK = 'input[name="chk_reserve"]'
+SEL_BASKET_CHECK = ('input[name="chk_check"]',)
+SEL_AREA_OPTION = 'select[name="cmb_area"] option'
+SEL_CONTACT_OPTION = 'select[name="cmb_ctttp"] option, select[name="cmb_contact"] option'
+SEL_BASKET_COUNT = 'font[color="red"]'
+SEL_MAIN_FORM_FIRST_P = ("div#main form p",)
+SEL_DETAIL_TABLE = ("table.tbl-04",)
 SEL_CANCEL_ROW = "table#cancel-list tr.cancel-row"
 SEL_CHANGE_ROW = "table#change-list tr.change-row"
+SEL_CHANGE_AREA_OPTION = 'select[name="cmb_area"] option'
+SEL_CHANGE_CONTACT_OPTION = 'select[name="cmb_contact"] option'
 
-SEL_BASKET_COUNT = "#basket-count"
-SEL_BASKET_ROW = "table#basket-list tr.basket-row"
-SEL_BASKET_CHECK = 'input[name="chk_basket"]'
-SEL_AREA_OPTION = 'select[name="cmb_area"] option'
-SEL_CONTACT_OPTION = 'select[name="cmb_contact"] option'
-SEL_CONFIRM_ROW = "table#confirm-list tr.confirm-row"
-SEL_RESULT_ROW = "table#result-list tr.result-row"
-
-SEL_HIT_COUNT = "#hit-count"
-SEL_RESULT_ITEM = "ol#result-list li.result-item"
-SEL_RESULT_TITLE = "a.title"
-SEL_RESULT_ISBN = ".isbn"
-SEL_SEARCH_EMPTY = "p.empty"  # 該当する資料はありません (no hits, or a page past the last)
-SEL_DETAIL = "#detail"
-SEL_DETAIL_TITLE = ".title"
-SEL_BIBLIO_ROW = "table#biblio tr"
-SEL_BIBLIO_LABEL = "th"
-SEL_BIBLIO_VALUE = "td"
-SEL_HOLDING_ROW = "table#holdings tr.holding-row"
+SEL_ICON = '[class^="icon-"]'
+SEL_DAY_FIELD = '[name="cmb_day"], [name="txt_day"]'
+SEL_MONTH_FIELD = '[name="cmb_month"], [name="txt_month"]'
+SEL_CONFIRM_BUTTON_ANY = '[name^="submit_btn_confirm"]'
+SEL_LINK = 'a[href]'
+SEL_CONTROL = 'a[href], input[type=submit]'
+SEL_RESULT_PLACED = 'div#main form ol.list-book > li'
+SEL_REPORT = 'div.report'
+SEL_FORM = 'form'
+SEL_CHK_LIMIT = 'input[name="chk_limit"]'
+SEL_APLPH = 'input[name="hid_aplph"]'
+SEL_IDLIST = 'input[name="hid_idlist"]'
+SEL_LENID = 'input[name="hid_lenid"]'
+SEL_HIDDEN = 'input[type="hidden"]'
+SEL_SUBMIT = 'input[type="submit"], button[type="submit"]'
+SEL_P = 'p'
+SEL_CONTACT_SELECT = 'select[name="cmb_ctttp"], select[name="cmb_contact"]'
+SEL_EMAIL_SELECT = 'select[name="cmb_email"]'
+SEL_TABLE = 'table'
+SEL_TD = 'td'
+SEL_RESERVE_NO_CELL = 'td.reserve-no'
+SEL_TH = 'th'
+SEL_TR = 'tr'
+SEL_HEADER_CELLS = 'tr th'
+SEL_NAV_HDG = '.nav-hdg'
+SEL_DETAIL_TBL = 'table.tbl-04'
 
 # ------------------------------------------------------------------ texts
-TXT_LOGIN_FAILED = "正しくありません"
+TXT_EMPTY = ("該当するリストが存在しません", "該当する資料はありません")
+TXT_LOGIN_FAILED = ("誤り", "正しくありません")
 TXT_RENEW_DONE = "貸出延長申込が完了しました"
-TXT_RESERVE_DONE = "予約を行いました"
-TXT_REASON = "理由:"
+TXT_RESERVE_DONE = "以下のタイトルについて予約を行いました。"
+TXT_RESERVE_DONE_LOOSE = "予約を行いました"
+TXT_REASON = "理由"
 TXT_OVERDUE_BLOCK = "延滞本をお持ちの場合"
 TXT_ALREADY_HELD = "既に予約済"
 TXT_LIMIT = "上限"
@@ -104,86 +139,92 @@ TXT_CANCEL_DONE = "予約を取り消しました"
 TXT_CHANGE_DONE = "予約内容を変更しました"
 TXT_PW_DONE = ("パスワードを変更しました", "パスワードの変更を受け付けました")
 TXT_NO_RECORD = "該当する資料はありません"
-TXT_BAD_FLOW = "不正な画面遷移"
+TXT_TIMEOUT = "タイムアウト"
+TXT_STALE = "一覧を表示してから操作してください"
 TXT_SYSTEM_ERROR = "システムエラー"
+TXT_TOO_MANY = "ヒット件数が多すぎます"
 
-_BIBID = re.compile(r"[?&]bibid=([^&#]+)")
-_DIGITS = re.compile(r"\d+")
-_CHARSET_HDR = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.IGNORECASE)
-_CHARSET_META = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", re.IGNORECASE)
+# ------------------------------------------------------------------ patterns
+_D = r"[0-9０-９]"
+DATE = rf"{_D}{{4}}\s*[/.／．年]\s*{_D}{{1,2}}\s*[/.／．月]\s*{_D}{{1,2}}日?"
+_COLON = r"\s*[:：]?\s*"
+_COUNT = re.compile(r"全\s*([0-9０-９,]+)\s*件")
+_BIBID = re.compile(r"[?&;]bibid=([0-9A-Za-z]+)")
+_IDX = re.compile(r"[?&]idx=(\d+)")
+_TYPE = re.compile(r"^\s*【([^】]{1,6})】\s*")
+_RANK = re.compile(r"[（(]\s*([0-9０-９]+)\s*位\s*[)）]|順番\s*[:：]?\s*([0-9０-９]+)|予約順位\s*[:：]?\s*([0-9０-９]+)")
+_RESERVED = re.compile(r"予約\s*[:：]\s*([0-9０-９]+)\s*件")
+_RENEWED = re.compile(r"延長回数\s*[:：]\s*([0-9０-９]+)")
+_ITEM_ID = re.compile(r"資料番号\s*[:：]\s*([0-9A-Za-z-]+)")
+_BRANCH = re.compile(r"貸出館\s*[:：]\s*(\S+)")
+_RESERVE_NO = re.compile(r"予約番号\s*[:：]\s*([0-9A-Za-z-]+)")
+_PICKUP = re.compile(r"受取館\s*[:：]?\s*([^\s:：0-9０-９]+?)(?=\s|予約|取置|連絡|$)")
+_CONTACT = re.compile(r"連絡方法\s*[:：]\s*(\S+)")
+_GROUP = re.compile(r"まとめて予約\s*[:：]\s*([0-9A-Za-z]+)")
+_STATUS = re.compile(r"予約状態\s*[:：]?\s*([^\s:：0-9０-９(（]+?)(?=順番|取置期限|予約順位|[（(]|\s|$)")
 
 
-# ------------------------------------------------------------------ decoding
+def _label(*labels: str) -> re.Pattern[str]:
+    return re.compile("(?:" + "|".join(map(re.escape, labels)) + ")" + _COLON + f"({DATE})")
+
+
+RE_LOANED = _label("貸出日")
+RE_DUE = _label("返却期限日", "返却予定日", "返却期限")
+RE_PLACED = _label("予約日")
+RE_READY_UNTIL = re.compile(r"(?:取置期限日|受取可)" + _COLON + f"({DATE})?")
+RE_EXPIRES = _label("予約有効期限", "有効期限")
+
+
+# ------------------------------------------------------------------ decoding and text
 def py_codec(charset: str) -> str:
     """Python codec for a declared charset: Shift_JIS pages are really cp932."""
-    c = charset.strip().lower().replace("-", "_")
-    return {"shift_jis": "cp932", "sjis": "cp932", "x_sjis": "cp932", "windows_31j": "cp932",
-            "euc_jp": "euc_jp", "x_euc_jp": "euc_jp"}.get(c, c)
+    return H.py_codec(charset) or "utf-8"
 
 
-def declared_charset(content: bytes, content_type: str | None) -> str | None:
-    if content_type:
-        m = _CHARSET_HDR.search(content_type)
-        if m:
-            return m.group(1)
-    meta = _CHARSET_META.search(content[:2048])
-    return meta.group(1).decode("ascii") if meta else None
+def tree(page: str | bytes) -> HTMLParser:
+    return H.tree(page)
 
 
-def decode_html(content: bytes, content_type: str | None) -> str:
-    """Decode by the declared charset (Content-Type, else <meta charset>, else UTF-8)."""
-    charset = declared_charset(content, content_type) or "UTF-8"
-    try:
-        return content.decode(py_codec(charset), errors="replace")
-    except LookupError:
-        return content.decode("utf-8", errors="replace")
-
-
-def tree(html: str | bytes) -> HTMLParser:
-    if isinstance(html, bytes):
-        html = decode_html(html, None)
-    return HTMLParser(html)
-
-
-def clean(text: str | None) -> str:
-    """Collapse whitespace (incl. full-width spaces) and trim."""
-    return " ".join((text or "").replace("\u3000", " ").split())
+clean = H.clean
 
 
 def node_text(node: Node | None) -> str:
-    return clean(node.text(separator=" ")) if node is not None else ""
+    return H.text(node)
 
 
 def page_text(t: HTMLParser) -> str:
-    body = t.body
-    return node_text(body) if body is not None else ""
+    return H.text(t.body) if t.body is not None else ""
 
 
 def message_lines(t: HTMLParser) -> list[str]:
-    return [node_text(n) for n in t.css(SEL_MESSAGE) if node_text(n)]
+    return H.texts(t.css(SEL_MESSAGE[0]))
 
 
 def error_lines(t: HTMLParser) -> list[str]:
-    return [node_text(n) for n in t.css(SEL_ERROR) if node_text(n)]
+    return list(dict.fromkeys(H.texts(t.css(SEL_ERROR))))
 
 
 def hid_session(t: HTMLParser) -> str | None:
     n = t.css_first(SEL_HID)
-    return n.attributes.get("value") if n is not None else None
+    return (n.attributes.get("value") or None) if n is not None else None
 
 
 def is_login_page(t: HTMLParser) -> bool:
-    return t.css_first(SEL_LOGIN_FORM) is not None
+    return t.css_first(SEL_LOGIN_USER) is not None
 
 
 def is_maintenance(t: HTMLParser) -> bool:
     return t.css_first(SEL_MAINTENANCE) is not None
 
 
+def is_timeout(t: HTMLParser) -> bool:
+    return any(TXT_TIMEOUT in e for e in error_lines(t))
+
+
 def portal_error(t: HTMLParser) -> str | None:
-    """The portal's own error page (bad hid_session, system error), else None."""
+    """The portal's own error page (stale screen, system error), else None."""
     for line in error_lines(t):
-        if TXT_BAD_FLOW in line or TXT_SYSTEM_ERROR in line:
+        if TXT_STALE in line or TXT_SYSTEM_ERROR in line:
             return line
     return None
 
@@ -191,278 +232,33 @@ def portal_error(t: HTMLParser) -> str | None:
 def login_error(t: HTMLParser) -> str | None:
     """The error line of a re-shown login form (wrong card or password)."""
     lines = error_lines(t)
-    return lines[0] if lines else None
+    return next((x for x in lines if any(w in x for w in TXT_LOGIN_FAILED)), lines[0] if lines else None)
 
 
-def _cell(row: Node, cls: str) -> Node | None:
-    return row.css_first(SEL_CELL.format(cls))
+@dataclass(frozen=True)
+class LoginForm:
+    action: str  # host-relative, as the page writes it
+    submit: tuple[str, str]  # (name, value) of the submit button
 
 
-def _cell_text(row: Node, cls: str) -> str:
-    return node_text(_cell(row, cls))
-
-
-def _bibid(node: Node | None) -> str | None:
-    if node is None:
+def parse_login_form(t: HTMLParser) -> LoginForm | None:
+    form = H.optional(t, SEL_LOGIN_FORM)
+    if form is None:
         return None
-    a = node.css_first(SEL_LINK) if node.tag != "a" else node
-    if a is None:
-        return None
-    m = _BIBID.search(a.attributes.get("href") or "")
-    return urllib.parse.unquote(m.group(1)) if m else None
+    btn = H.optional(form, SEL_LOGIN_SUBMIT)
+    submit = ("submit_btn_login", "ログイン")
+    if btn is not None:
+        submit = (btn.attributes.get("name") or submit[0], btn.attributes.get("value") or submit[1])
+    return LoginForm(form.attributes.get("action") or "", submit)
 
 
-def _title_author(row: Node) -> tuple[str, str | None]:
-    cell = _cell(row, "title")
-    if cell is None:
-        raise UpstreamChanged("a row without its title cell")
-    a = cell.css_first(SEL_TITLE_LINK)
-    title = node_text(a) if a is not None else node_text(cell)
-    author = None
-    bl = cell.css_first(SEL_BIBLINE)
-    if bl is not None and node_text(bl):
-        try:
-            author = parse_bibline(node_text(bl), title=title).author
-        except MappingError:
-            author = None
-    return title, author
-
-
-def _date(text: str, what: str) -> date:
-    try:
-        return parse_date(text)
-    except MappingError as exc:
-        raise UpstreamChanged(f"unreadable {what}: {text!r}") from exc
-
-
-def _int(text: str) -> int | None:
-    m = _DIGITS.search(unicodedata.normalize("NFKC", text or ""))
-    return int(m.group(0)) if m else None
-
-
-# ------------------------------------------------------------------ loans
-@dataclass(frozen=True)
-class LendRow:
-    index: str  # the chk_lend value (session-relative)
-    loan: Loan
-
-
-def parse_lend_rows(html: str, library: str, today: date) -> list[LendRow]:
-    """借りている資料: every row with its session-relative index."""
-    t = tree(html)
-    table = t.css_first(SEL_LEND_TABLE)
-    if table is None:
-        if t.css_first(SEL_LEND_EMPTY) is not None and t.css_first(SEL_LEND_COUNT) is not None:
-            return []
-        raise UpstreamChanged("no loan table on 借りている資料", library=library)
-    rows = []
-    for row in table.css(SEL_LEND_ROW):
-        item_id = _cell_text(row, "item-id")
-        if not item_id:
-            raise UpstreamChanged("a loan row without its 資料番号", library=library)
-        title, author = _title_author(row)
-        record_id = _bibid(_cell(row, "title")) or item_id
-        due = _date(_cell_text(row, "due-date"), "返却期限日")
-        words = _cell_text(row, "state")
-        overdue = due < today or "延滞" in words
-        reason: str | None = None
-        if overdue:
-            reason = "overdue"
-        elif words.strip():
-            reason = renewal_reason(words)
-        chk = row.css_first(SEL_LEND_CHECK)
-        index = (chk.attributes.get("value") or "") if chk is not None else ""
-        if not index:
-            reason = reason or "other"
-        loaned = _cell_text(row, "lend-date")
-        loan = Loan(
-            id=item_id, library=library, record_id=record_id, title=title, author=author, item_id=item_id,
-            loaned_on=_date(loaned, "貸出日") if loaned else None, due_on=due, overdue=overdue,
-            renewable=reason is None, not_renewable_reason=reason,  # type: ignore[arg-type]
-            times_renewed=_int(_cell_text(row, "renew-count")),
-            branch=_cell_text(row, "branch") or None,
-        )
-        rows.append(LendRow(index or "", loan))
-    count = t.css_first(SEL_LEND_COUNT)
-    if count is not None and _int(node_text(count)) not in (None, len(rows)):
-        raise UpstreamChanged("the loan table is truncated", library=library)
-    return rows
-
-
-def parse_loans(html: str, library: str, today: date) -> list[Loan]:
-    return [r.loan for r in parse_lend_rows(html, library, today)]
-
-
-def parse_extension_confirm(html: str) -> list[str]:
-    """貸出延長確認: the 資料番号 of the rows the portal is about to renew."""
-    t = tree(html)
-    rows = t.css(SEL_EXT_ROW)
-    if not rows:
-        raise UpstreamChanged("no item list on the renewal confirm screen")
-    return [_cell_text(r, "item-id") for r in rows]
-
-
-@dataclass(frozen=True)
-class RenewalLine:
-    item_id: str
-    ok: bool
-    due_on: date | None
-    message: str
-    times_renewed: int | None = None
-    #: the loan's state words after the attempt (延滞 / 予約あり / 延長済), None if not printed
-    state: str | None = None
-
-
-def parse_extension_result(html: str) -> tuple[bool, list[RenewalLine]]:
-    """貸出延長結果: (completed headline seen, one line per item)."""
-    t = tree(html)
-    rows = t.css(SEL_EXT_RESULT_ROW)
-    if not rows:
-        raise UpstreamChanged("no result list on the renewal result screen")
-    done = any(TXT_RENEW_DONE in m for m in message_lines(t))
-    out = []
-    for r in rows:
-        result = _cell_text(r, "result")
-        ok = TXT_REASON not in result and "ng" not in (r.attributes.get("class") or "").split()
-        due_text = _cell_text(r, "due-date")
-        state_cell = _cell(r, "state")
-        out.append(RenewalLine(_cell_text(r, "item-id"), ok, _date(due_text, "返却期限日") if due_text else None,
-                               result, _int(_cell_text(r, "renew-count")),
-                               node_text(state_cell) if state_cell is not None else None))
-    return done, out
-
-
-# ------------------------------------------------------------------ holds
-@dataclass(frozen=True)
-class HoldRow:
-    index: str
-    hold: Hold
-
-
-def parse_hold_rows(html: str, library: str) -> list[HoldRow]:
-    """予約した資料: every row with its session-relative index."""
-    t = tree(html)
-    table = t.css_first(SEL_RESERVE_TABLE)
-    if table is None:
-        if t.css_first(SEL_RESERVE_COUNT) is not None and _int(node_text(t.css_first(SEL_RESERVE_COUNT))) == 0:
-            return []
-        raise UpstreamChanged("no hold table on 予約した資料", library=library)
-    out = []
-    for row in table.css(SEL_RESERVE_ROW):
-        reserve_no = _cell_text(row, "reserve-no")
-        if not reserve_no:
-            raise UpstreamChanged("a hold row without its 予約番号", library=library)
-        title, author = _title_author(row)
-        word = _cell_text(row, "state")
-        try:
-            status = hold_status(word)
-        except MappingError as exc:
-            raise UpstreamChanged(f"unknown hold status {word!r}", library=library) from exc
-        group = _cell_text(row, "group") or None
-        chk = row.css_first(SEL_RESERVE_CHECK)
-        try:
-            expires = parse_expiry(_cell_text(row, "limit-date"))
-            placed = parse_optional_date(_cell_text(row, "reserve-date"))
-            ready_until = parse_optional_date(_cell_text(row, "keep-date"))
-        except MappingError as exc:
-            raise UpstreamChanged(f"unreadable date in a hold row: {exc}", library=library) from exc
-        hold = Hold(
-            id=reserve_no, library=library, record_id=_bibid(_cell(row, "title")) or reserve_no,
-            title=title, author=author, status=status,  # type: ignore[arg-type]
-            position=_int(_cell_text(row, "order")), pickup_branch=_cell_text(row, "pickup") or None,
-            contact_method=_cell_text(row, "contact") or None, placed_on=placed, expires_on=expires,
-            ready_until=ready_until, cancelable=bool(_cell_text(row, "cancelable") == "可"),
-            order_group=group.split("-")[0] if group else None,
-        )
-        out.append(HoldRow((chk.attributes.get("value") or "") if chk is not None else "", hold))
-    return out
-
-
-def parse_holds(html: str, library: str) -> list[Hold]:
-    return [r.hold for r in parse_hold_rows(html, library)]
-
-
-def parse_selected_reserve_nos(html: str, selector: str) -> list[str]:
-    """The 予約番号 listed on a cancel/change confirm screen."""
-    t = tree(html)
-    rows = t.css(selector)
-    if not rows:
-        raise UpstreamChanged("no hold list on the confirm screen")
-    return [_cell_text(r, "reserve-no") for r in rows]
-
-
-# ------------------------------------------------------------------ basket
-@dataclass
-class BasketPage:
-    items: list[CartItem]
-    indexes: dict[str, str]  # record_id → chk_basket value
-    areas: dict[str, str] = field(default_factory=dict)  # branch name → cmb_area value
-    contacts: dict[str, str] = field(default_factory=dict)  # label → cmb_contact value
-    messages: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-def parse_basket(html: str) -> BasketPage:
-    """予約かご: items (record ids), their row indexes, the pickup/contact choices."""
-    t = tree(html)
-    count = t.css_first(SEL_BASKET_COUNT)
-    if count is None:
-        raise UpstreamChanged("not the 予約かご page")
-    items, idx = [], {}
-    for row in t.css(SEL_BASKET_ROW):
-        title, author = _title_author(row)
-        rid = _bibid(_cell(row, "title"))
-        if not rid:
-            raise UpstreamChanged("a cart row without its record link")
-        added = _cell_text(row, "added")
-        items.append(CartItem(record_id=rid, title=title, author=author,
-                              added_on=parse_optional_date(added) if added else None))
-        chk = row.css_first(SEL_BASKET_CHECK)
-        if chk is not None:
-            idx[rid] = chk.attributes.get("value") or ""
-    if _int(node_text(count)) != len(items):
-        raise UpstreamChanged("the cart list is truncated")
-    areas = {node_text(o): o.attributes.get("value") or "" for o in t.css(SEL_AREA_OPTION)}
-    contacts = {node_text(o): o.attributes.get("value") or "" for o in t.css(SEL_CONTACT_OPTION)}
-    return BasketPage(items, idx, areas, contacts, message_lines(t), error_lines(t))
-
-
-def parse_reserve_confirm(html: str) -> list[str]:
-    """予約内容確認: record ids about to be reserved (in order)."""
-    t = tree(html)
-    rows = t.css(SEL_CONFIRM_ROW)
-    if not rows:
-        raise UpstreamChanged("no title list on 予約内容確認")
-    out = []
-    for r in rows:
-        rid = _bibid(_cell(r, "title"))
-        if not rid:
-            raise UpstreamChanged("a confirm row without its record link")
-        out.append(rid)
-    return out
-
-
-@dataclass(frozen=True)
-class ReserveLine:
-    record_id: str
-    ok: bool
-    reserve_no: str | None
-    message: str
-
-
-def parse_reserve_result(html: str) -> tuple[bool, list[ReserveLine]]:
-    """予約結果: (「予約を行いました」 seen, one line per title)."""
-    t = tree(html)
-    rows = t.css(SEL_RESULT_ROW)
-    if not rows:
-        raise UpstreamChanged("no result list on the reservation result screen")
-    done = any(TXT_RESERVE_DONE in m for m in message_lines(t))
-    out = []
-    for r in rows:
-        result = _cell_text(r, "result")
-        ok = TXT_REASON not in result and "ng" not in (r.attributes.get("class") or "").split()
-        out.append(ReserveLine(_bibid(_cell(r, "title")) or "", ok, _cell_text(r, "reserve-no") or None, result))
-    return done, out
+def login_link(t: HTMLParser) -> str | None:
+    """The 「ログインする」 link of a top page (a cold GET of login.do may land there)."""
+    for a in t.css(SEL_LINK):
+        href = a.attributes.get("href") or ""
+        if "login.do" in href and "ログイン" in H.text(a):
+            return href
+    return None
 
 
 def reason_text(line: str) -> str:
@@ -472,73 +268,566 @@ def reason_text(line: str) -> str:
     return s[i + 3:].strip() if i >= 0 else s.strip()
 
 
-# ------------------------------------------------------------------ catalog
-def parse_search(html: str, page: int) -> SearchResult:
-    """検索結果一覧 → RecordSummary list, total hits, page."""
-    t = tree(html)
-    hit = t.css_first(SEL_HIT_COUNT)
-    if hit is None:
-        raise UpstreamChanged("no hit count on the search result page")
-    total = _int(node_text(hit))
-    if total is None:
-        raise UpstreamChanged("unreadable hit count")
-    records = []
-    for li in t.css(SEL_RESULT_ITEM):
-        a = li.css_first(SEL_RESULT_TITLE)
-        rid = _bibid(a)
-        if a is None or not rid:
-            raise UpstreamChanged("a result without its record link")
-        title = node_text(a)
-        bl = li.css_first(SEL_BIBLINE)
-        parsed = None
-        if bl is not None and node_text(bl):
+# ------------------------------------------------------------------ list items
+def _date(text: str, what: str, screen: Screen) -> date:
+    return screen.mapped(parse_date, unicodedata.normalize("NFKC", text).replace(" ", ""), what)
+
+
+def _int(text: str | None) -> int | None:
+    return H.optional_int(text)
+
+
+def _first(pattern: re.Pattern[str], text: str) -> str | None:
+    m = pattern.search(text)
+    if m is None:
+        return None
+    return next((g for g in m.groups() if g), None) if m.groups() else m.group(0)
+
+
+def bibid_in(node: Node) -> str | None:
+    """A record id (bibid) in a link or image URL inside ``node``."""
+    for sel in SEL_BIBID_ATTR:
+        for n in node.css(sel):
+            for attr in ("href", "src"):
+                m = _BIBID.search(n.attributes.get(attr) or "")
+                if m:
+                    return urllib.parse.unquote(m.group(1))
+    return None
+
+
+@dataclass(frozen=True)
+class Title:
+    title: str
+    material_type: str | None
+
+
+def title_of(item: Node, screen: Screen) -> Title:
+    """The clean title of a list item and its material type (【図書】 inside span.title or
+    a sibling ``b``)."""
+    raw = screen.required_text(item, SEL_TITLE, "title")
+    kind = None
+    m = _TYPE.match(raw)
+    if m:
+        kind, raw = m.group(1), raw[m.end():]
+    else:
+        sib = H.optional_text(item, SEL_TYPE_SIBLING)
+        m2 = _TYPE.match(sib or "")
+        if m2:
+            kind = m2.group(1)
+    title = H.clean(raw)
+    if not title:
+        raise screen.changed("title is blank")
+    return Title(title, kind)
+
+
+def info_lines(item: Node) -> list[str]:
+    """The labelled lines of a list item (``div.column.info > p``; the 2024 layout's flex
+    ``div`` holds more ``p``s, which this includes)."""
+    return H.texts(item.css(SEL_INFO_LINES))
+
+
+def _author(lines: list[str], title: str) -> str | None:
+    for line in lines[:1]:
+        if "--" in line or "／" in line or "/" in line:
             try:
-                parsed = parse_bibline(node_text(bl), title=title)
+                return parse_bibline(line, title=title).author or None
+            except MappingError:
+                return None
+    return None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a paged list (loans, holds): its items, the count it prints, where
+    the next page is and the page-size options it offers."""
+
+    items: list[Node]
+    total: int | None
+    next_href: str | None
+    page_sizes: list[int]
+    empty: bool
+
+
+def _count(t: HTMLParser) -> int | None:
+    for sel in SEL_COUNT:
+        for n in t.css(sel):
+            m = _COUNT.search(H.text(n))
+            if m:
+                return int(unicodedata.normalize("NFKC", m.group(1)).replace(",", ""))
+    return None
+
+
+def says_empty(t: HTMLParser) -> bool:
+    body = page_text(t)
+    return any(x in body for x in TXT_EMPTY)
+
+
+def list_page(t: HTMLParser, screen: Screen, selectors: tuple[str, ...] = SEL_LIST_ITEMS) -> ListPage:
+    total = _count(t)
+    empty = says_empty(t)
+    items = screen.rows(t, selectors, "list items", empty=lambda: empty or total == 0)
+    nxt = H.optional_attr(t, SEL_NEXT_PAGE, "href")
+    sizes = sorted({int(v) for o in t.css(SEL_PAGESIZE_OPTION)
+                    if (v := (o.attributes.get("value") or "")).isdigit()})
+    return ListPage(items, total, nxt, sizes, empty and not items)
+
+
+# ------------------------------------------------------------------ loans
+@dataclass(frozen=True)
+class LendRow:
+    idx: str | None  # the row index the renewal control posts (session-relative)
+    extend: str | None  # the renewal control's URL (only on renewable rows)
+    loan: Loan
+    material_type: str | None = None
+    #: what the list shows for a loan it offers no renewal for (延滞 / 予約:1件 / 延長回数:1件)
+    refusal_text: str | None = None
+
+
+def parse_lend_items(t: HTMLParser, library: str, today: date) -> tuple[list[LendRow], ListPage]:
+    """借りている資料, one page: its rows and the page's paging facts."""
+    screen = Screen("借りている資料 (lend-list.do)", library)
+    page = list_page(t, screen)
+    rows = []
+    for item in page.items:
+        t_ = title_of(item, screen)
+        lines = info_lines(item)
+        text = " ".join(lines)
+        all_text = H.text(item)
+        due_s = _first(RE_DUE, text)
+        if due_s is None:
+            raise screen.changed("no due date (返却期限 / 返却予定日 / 返却期限日) in a loan")
+        due = _date(due_s, "due date", screen)
+        loaned_s = _first(RE_LOANED, text)
+        bibid = bibid_in(item)
+        item_id = _first(_ITEM_ID, text)
+        if item_id is None and bibid is None:
+            raise screen.changed("no loan id (資料番号) and no record id (bibid) in a loan")
+        loaned = _date(loaned_s, "loan date", screen) if loaned_s else None
+        loan_id = item_id or f"{bibid}-{loaned:%Y%m%d}" if loaned else (item_id or str(bibid))
+        ext = H.optional(item, SEL_EXTEND)
+        if ext is None and "貸出延長" in all_text:  # 千代田/渋谷: a control labelled 貸出延長
+            ext = next((a for a in item.css(SEL_CONTROL) if "延長" in H.text(a)
+                        or "延長" in (a.attributes.get("value") or "")), None)
+        href = (ext.attributes.get("href") or "") if ext is not None else None
+        idx = None
+        if href:
+            m = _IDX.search(href)
+            idx = m.group(1) if m else None
+        elif ext is not None:
+            idx = ext.attributes.get("value")
+        overdue = H.optional(item, SEL_DELAY) is not None or due < today
+        reserved = _int(_first(_RESERVED, text)) or (1 if "予約有" in all_text else 0)
+        renewed = _int(_first(_RENEWED, text))
+        if renewed is None and "延長済" in all_text:
+            renewed = 1
+        reason: str | None = None
+        shown: str | None = None
+        if ext is None:
+            if overdue:
+                reason, shown = "overdue", "延滞"
+            elif reserved:
+                reason, shown = "reserved", f"予約:{reserved}件"
+            elif renewed:
+                reason, shown = "already_renewed", f"延長回数:{renewed}件"
+            else:
+                reason, shown = "other", "貸出延長できません"
+        loan = Loan(
+            id=loan_id, library=library, record_id=bibid or loan_id, title=t_.title,
+            author=_author(lines, t_.title), item_id=item_id, loaned_on=loaned, due_on=due, overdue=overdue,
+            renewable=reason is None, not_renewable_reason=reason,  # type: ignore[arg-type]
+            times_renewed=renewed, branch=_first(_BRANCH, text))
+        rows.append(LendRow(idx, href or None, loan, t_.material_type, shown))
+    return rows, page
+
+
+@dataclass(frozen=True)
+class ExtensionConfirm:
+    lenid: str
+    item_id: str | None
+    title: str | None
+    action: str
+    submit: tuple[str, str]
+
+
+def parse_extension_confirm(html: str, library: str | None = None) -> ExtensionConfirm:
+    """貸出延長 confirm: the ``hid_lenid`` it carries, and which loan it names."""
+    t = tree(html)
+    screen = Screen("貸出延長確認", library)
+    lenid = screen.required_attr(t, ('input[name="hid_lenid"]',), "value", "hid_lenid")
+    form = next((f for f in t.css(SEL_FORM) if f.css_first(SEL_LENID) is not None), None)
+    btn = H.optional(form, ('input[name="submit_btn_confirm"]', 'button[name="submit_btn_confirm"]'))
+    submit = ("submit_btn_confirm", (btn.attributes.get("value") if btn is not None else None) or "貸出延長する")
+    main = H.optional(t, ("div#main",)) or t.body
+    text = H.text(main)
+    title = None
+    node = H.optional(main, SEL_TITLE)
+    if node is not None:
+        title = H.clean(_TYPE.sub("", H.text(node)))
+    return ExtensionConfirm(lenid, _first(_ITEM_ID, text), title,
+                            (form.attributes.get("action") if form is not None else None) or LEND_CONFIRM_PATH,
+                            submit)
+
+
+@dataclass(frozen=True)
+class ExtensionResult:
+    ok: bool
+    due_on: date | None
+    times_renewed: int | None
+    message: str
+
+
+def parse_extension_result(html: str, library: str | None = None) -> ExtensionResult:
+    """貸出延長 result: 「貸出延長申込が完了しました」 (with the new due date when printed), or
+    the 「理由:」 line of a refusal."""
+    t = tree(html)
+    screen = Screen("貸出延長結果", library)
+    main = H.optional(t, ("div#main",)) or t.body
+    text = H.text(main)
+    if TXT_RENEW_DONE in text:
+        due_s = _first(RE_DUE, text)
+        return ExtensionResult(True, _date(due_s, "due date", screen) if due_s else None,
+                               _int(_first(_RENEWED, text)), TXT_RENEW_DONE)
+    reasons = [x for x in error_lines(t) if TXT_REASON in x]
+    if reasons:
+        return ExtensionResult(False, None, None, reasons[0])
+    raise screen.changed("neither 「貸出延長申込が完了しました」 nor a 「理由:」 line")
+
+
+# ------------------------------------------------------------------ holds
+@dataclass(frozen=True)
+class HoldRow:
+    index: str  # the chk_reserve value (session-relative), "" when not cancelable online
+    hold: Hold
+    material_type: str | None = None
+
+
+def _status_word(lines: list[str], item: Node) -> str | None:
+    text = " ".join(lines)
+    w = _first(_STATUS, text)
+    if w:
+        return w
+    for line in lines[1:]:
+        if re.match(r"\s*(予約日|受取館|予約番号|連絡方法|取置期限日|予約有効期限|まとめて予約)\s*[:：]", line):
+            continue
+        word = _RANK.sub("", line)
+        word = re.sub(DATE, "", word).strip(" :：")
+        word = word.split()[0] if word.split() else ""
+        if word:
+            return word
+    icon = item.css_first(SEL_ICON)
+    return H.text(icon) or None if icon is not None else None
+
+
+def parse_hold_items(t: HTMLParser, library: str) -> tuple[list[HoldRow], ListPage]:
+    """予約した資料, one page."""
+    screen = Screen("予約した資料 (reserve-list.do)", library)
+    page = list_page(t, screen)
+    out = []
+    for item in page.items:
+        t_ = title_of(item, screen)
+        lines = info_lines(item)
+        text = " ".join(lines)
+        word = _status_word(lines, item)
+        if not word:
+            raise screen.changed("no status (予約状態) in a hold")
+        try:
+            status = hold_status(word)
+        except MappingError:
+            raise screen.changed(f"unknown hold status {word!r}") from None
+        bibid = bibid_in(item)
+        no = _first(_RESERVE_NO, text)
+        if no is None and bibid is None:
+            raise screen.changed("no hold id (予約番号) and no record id (bibid) in a hold")
+        placed_s = _first(RE_PLACED, text)
+        ready_s = _first(RE_READY_UNTIL, text)
+        exp_s = _first(RE_EXPIRES, text)
+        chk = item.css_first(SEL_HOLD_CHECK)
+        rank = _first(_RANK, text)
+        hold = Hold(
+            id=no or str(bibid), library=library, record_id=bibid or str(no), title=t_.title,
+            author=_author(lines, t_.title), status=status,  # type: ignore[arg-type]
+            position=_int(rank) if status in ("waiting", "submitted") else None,
+            pickup_branch=_first(_PICKUP, text), contact_method=_first(_CONTACT, text),
+            placed_on=_date(placed_s, "hold date", screen) if placed_s else None,
+            expires_on=screen.expiry_date(unicodedata.normalize("NFKC", exp_s).replace(".", "/"), "hold expiry")
+            if exp_s else None,
+            ready_until=_date(ready_s, "pickup deadline", screen) if ready_s else None,
+            cancelable=chk is not None, order_group=_first(_GROUP, text))
+        out.append(HoldRow((chk.attributes.get("value") or "") if chk is not None else "", hold, t_.material_type))
+    return out, page
+
+
+def parse_selected_reserve_nos(html: str, selector: str) -> list[str]:
+    """The 予約番号 listed on a cancel/change confirm screen."""
+    t = tree(html)
+    rows = t.css(selector)
+    if not rows:
+        raise H.changed("no hold list", screen="予約取消/変更確認")
+    return [H.text(r.css_first(SEL_RESERVE_NO_CELL)) for r in rows]
+
+
+# ------------------------------------------------------------------ basket
+@dataclass
+class BasketPage:
+    items: list[CartItem]
+    entries: dict[str, str]  # record_id → chk_check value
+    hidden: list[tuple[str, str]] = field(default_factory=list)  # hid_aplph, view-title, ...
+    areas: dict[str, str] = field(default_factory=dict)  # branch name → cmb_area value
+    contacts: dict[str, str] = field(default_factory=dict)  # label → contact code
+    contact_field: str = "cmb_ctttp"
+    expiry: str = "triple"  # "triple" or "chk_limit"
+    month_field: str = "cmb_month"
+    day_field: str = "cmb_day"
+    buttons: dict[str, tuple[str, str]] = field(default_factory=dict)  # normal/bulk/delete → (name, value)
+    messages: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def indexes(self) -> dict[str, str]:
+        return self.entries
+
+
+def parse_basket(html: str, library: str | None = None) -> BasketPage:
+    """予約かご: entries (record ids and their checkbox values), the hidden fields to post
+    back, the pickup / contact choices, the expiry controls and the buttons."""
+    t = tree(html)
+    screen = Screen("予約かご (reserve-basket.do)", library)
+    form = next((f for f in t.css(SEL_FORM) if f.css_first(SEL_APLPH) is not None), None)
+    if form is None:
+        raise screen.changed("no basket form (hid_aplph)")
+    count = None
+    for n in t.css(SEL_BASKET_COUNT):
+        m = re.search(r"該当件数は\s*([0-9０-９]+)\s*件", H.text(n))
+        if m:
+            count = _int(m.group(1))
+    lis = screen.rows(form, ("ol.list-book > li",), "basket entries",
+                      empty=lambda: count == 0 or says_empty(t), count=count)
+    items, entries = [], {}
+    for li in lis:
+        chk = screen.required(li, SEL_BASKET_CHECK, "entry checkbox")
+        value = chk.attributes.get("value") or ""
+        rid = value if value.isdigit() else (bibid_in(li) or _js_bibid(li))
+        if not rid:
+            raise screen.changed("an entry without its record id")
+        t_ = title_of(li, screen)
+        text = " ".join(info_lines(li))
+        added = re.search(r"追加日" + _COLON + f"({DATE})", text)
+        items.append(CartItem(record_id=rid, title=t_.title, author=_author(info_lines(li), t_.title),
+                              added_on=_date(added.group(1), "date added", screen) if added else None))
+        entries[rid] = value
+    hidden = [(n.attributes.get("name") or "", n.attributes.get("value") or "")
+              for n in form.css(SEL_HIDDEN)
+              if (n.attributes.get("name") or "") not in ("hid_session", "")]
+    areas = {H.text(o): o.attributes.get("value") or "" for o in form.css(SEL_AREA_OPTION)}
+    contact_sel = form.css_first(SEL_CONTACT_SELECT)
+    contacts = {H.text(o): o.attributes.get("value") or "" for o in form.css(SEL_CONTACT_OPTION)}
+    expiry = "chk_limit" if form.css_first(SEL_CHK_LIMIT) is not None else "triple"
+    month = form.css_first(SEL_MONTH_FIELD)
+    day = form.css_first(SEL_DAY_FIELD)
+    buttons: dict[str, tuple[str, str]] = {}
+    for b in form.css(SEL_SUBMIT):
+        name, value = b.attributes.get("name") or "", b.attributes.get("value") or ""
+        if name.startswith("submit_btn_delete"):
+            buttons["delete"] = (name, value)
+        elif name.startswith("submit_btn_reservation") and ("bulk" in name or "まとめて" in value):
+            buttons["bulk"] = (name, value)
+        elif name.startswith("submit_btn_reservation"):
+            buttons["normal"] = (name, value)
+    return BasketPage(items, entries, hidden, areas, contacts,
+                      (contact_sel.attributes.get("name") or "cmb_ctttp") if contact_sel is not None else "cmb_ctttp",
+                      expiry, (month.attributes.get("name") or "cmb_month") if month is not None else "cmb_month",
+                      (day.attributes.get("name") or "cmb_day") if day is not None else "cmb_day",
+                      buttons, message_lines(t), error_lines(t))
+
+
+def _js_bibid(node: Node) -> str | None:
+    for a in node.css(SEL_LINK):
+        m = re.search(r"otherWin\('([^']*)'\)", a.attributes.get("href") or "")
+        if m:
+            b = _BIBID.search(m.group(1))
+            if b:
+                return b.group(1)
+    return None
+
+
+@dataclass(frozen=True)
+class DeleteConfirm:
+    ids: list[str]
+    action: str
+    submit: tuple[str, str]
+
+
+def parse_basket_delete(html: str, library: str | None = None) -> DeleteConfirm:
+    t = tree(html)
+    screen = Screen("予約かご削除確認", library)
+    node = screen.required(t, ('input[name="hid_idlist"]',), "hid_idlist")
+    form = next((f for f in t.css(SEL_FORM) if f.css_first(SEL_IDLIST) is not None), None)
+    btn = H.optional(form, ('input[name="submit_btn_delete"]',))
+    return DeleteConfirm((node.attributes.get("value") or "").split(),
+                         (form.attributes.get("action") if form is not None else None) or BASKET_DELETE_PATH,
+                         ("submit_btn_delete", (btn.attributes.get("value") if btn is not None else None) or "削除"))
+
+
+@dataclass(frozen=True)
+class ReserveConfirm:
+    records: list[str]
+    titles: list[str]
+    hidden: list[tuple[str, str]]
+    email_field: str | None
+    submit: tuple[str, str]
+
+
+def parse_reserve_confirm(html: str, library: str | None = None) -> ReserveConfirm:
+    """予約内容確認: the titles about to be reserved (record ids from their links), the
+    hidden fields, the e-mail select (sent as 送信しない) and the confirm button."""
+    t = tree(html)
+    screen = Screen("予約内容確認 (reserve-confirm.do)", library)
+    form = next((f for f in t.css(SEL_FORM) if f.css_first(SEL_CONFIRM_BUTTON_ANY) is not None), None)
+    if form is None:
+        raise screen.changed("no confirm form (submit_btn_confirm)")
+    lis = screen.rows(form, ("ol.list-book > li", "div.report"), "titles", empty=False)
+    records = [bibid_in(li) or "" for li in lis]
+    titles = [title_of(li, screen).title for li in lis]
+    hidden = [(n.attributes.get("name") or "", n.attributes.get("value") or "")
+              for n in form.css(SEL_HIDDEN) if (n.attributes.get("name") or "") not in ("hid_session", "")]
+    email = form.css_first(SEL_EMAIL_SELECT)
+    btn = screen.required(form, ('input[name^="submit_btn_confirm"]', 'button[name^="submit_btn_confirm"]'),
+                          "confirm button")
+    return ReserveConfirm(records, titles, hidden, "cmb_email" if email is not None else None,
+                          (btn.attributes.get("name") or "submit_btn_confirm", btn.attributes.get("value") or "予約する"))
+
+
+@dataclass(frozen=True)
+class ReserveLine:
+    record_id: str
+    title: str
+    ok: bool
+    message: str
+
+
+def parse_reserve_result(html: str, library: str | None = None) -> tuple[bool, list[ReserveLine]]:
+    """予約結果: (「以下のタイトルについて予約を行いました。」 seen, one line per title): the
+    placed titles of the list, and each ``div.report`` with its 「理由:」 line."""
+    t = tree(html)
+    screen = Screen("予約結果", library)
+    first = H.optional(t, SEL_MAIN_FORM_FIRST_P)
+    done = first is not None and H.text(first) == TXT_RESERVE_DONE
+    lines: list[ReserveLine] = []
+    for li in t.css(SEL_RESULT_PLACED):
+        t_ = title_of(li, screen)
+        lines.append(ReserveLine(bibid_in(li) or "", t_.title, True, ""))
+    for rep in t.css(SEL_REPORT):
+        reason = next((x for x in H.texts(rep.css(SEL_P)) if x.startswith(TXT_REASON)), None)
+        if reason is None:
+            continue
+        title = H.optional(rep, SEL_TITLE)
+        lines.append(ReserveLine(bibid_in(rep) or "", H.clean(_TYPE.sub("", H.text(title))) if title else "",
+                                 False, reason))
+    if not lines:
+        if done or TXT_RESERVE_DONE_LOOSE in page_text(t):
+            raise screen.changed("the result names no title")
+        raise screen.changed("neither 「以下のタイトルについて予約を行いました。」 nor a 「理由:」 line")
+    return done, lines
+
+
+# ------------------------------------------------------------------ catalog
+def parse_search(html: str, page: int, library: str | None = None) -> SearchResult:
+    """検索結果一覧 → RecordSummary list, total hits, page.  One hit answers with the
+    detail page itself: that record alone."""
+    t = tree(html)
+    screen = Screen("検索結果一覧", library)
+    total = _count(t)
+    if total is None and t.css_first(SEL_DETAIL_TABLE[0]) is not None:
+        rec = parse_record(html, None, library)
+        if rec is None:
+            raise screen.changed("a detail page without a record")
+        return SearchResult(records=[RecordSummary(id=rec.id, title=rec.title, author=rec.author,
+                                                   publisher=rec.publisher, published=rec.published,
+                                                   isbn=rec.isbn)], total=1, page=page)
+    if any(TXT_TOO_MANY in x for x in error_lines(t)):
+        raise screen.changed("too many hits")  # pragma: no cover - the caller maps it first
+    empty = says_empty(t)
+    items = screen.rows(t, SEL_RESULT_ITEMS, "results", empty=lambda: empty or total == 0)
+    if total is None and items:
+        raise screen.changed("no hit count (全N 件)")
+    records = []
+    for it in items:
+        rid = bibid_in(it)
+        if not rid:
+            raise screen.changed("a result without its record id (bibid)")
+        t_ = title_of(it, screen)
+        parsed = None
+        lines = info_lines(it)
+        if lines:
+            try:
+                parsed = parse_bibline(lines[0], title=t_.title)
             except MappingError:
                 parsed = None
-        isbn_node = li.css_first(SEL_RESULT_ISBN)
-        isbn = re.sub(r"[^0-9X]", "", node_text(isbn_node)) if isbn_node is not None else ""
-        records.append(RecordSummary(
-            id=rid, title=title, author=parsed.author if parsed else None,
-            publisher=parsed.publisher if parsed else None, published=parsed.year if parsed else None,
-            isbn=isbn or None))
-    if total and not records and not _says_no_rows(t):
-        # Hits counted, no list and no 「該当する資料はありません」: the list is gone
-        # (a past-the-end page says so and is an empty page, not an error).
-        raise UpstreamChanged("hits counted but no result list")
-    return SearchResult(records=records, total=total, page=page)
+        records.append(RecordSummary(id=rid, title=t_.title, author=parsed.author if parsed else None,
+                                     publisher=parsed.publisher if parsed else None,
+                                     published=parsed.year if parsed else None))
+    return SearchResult(records=records, total=total or 0, page=page)
 
 
-def _says_no_rows(t: HTMLParser) -> bool:
-    """The portal's own 「該当する資料はありません」 (no hits, or a page past the last)."""
-    notices = [node_text(n) for n in t.css(SEL_SEARCH_EMPTY)] + message_lines(t) + error_lines(t)
-    return any(TXT_NO_RECORD in x for x in notices)
+_BIB_LABELS = {"title": ("本タイトル", "タイトル", "書名"), "author": ("著者", "著者名", "責任表示"),
+               "publisher": ("出版者", "出版社"), "published": ("出版年", "出版年月", "出版日"),
+               "isbn": ("ISBN(13桁)", "ISBN"), "classification": ("分類", "NDC"), "bibid": ("書誌番号", "書誌ID")}
 
 
-def parse_record(html: str, record_id: str) -> Record | None:
-    """資料詳細 → Record with holdings; None when the portal says there is no such record."""
+def parse_record(html: str, record_id: str | None, library: str | None = None) -> Record | None:
+    """資料詳細 (``table.tbl-04``) → Record with holdings; None when the portal says there
+    is no such record."""
     t = tree(html)
-    detail = t.css_first(SEL_DETAIL)
-    if detail is None:
-        if any(TXT_NO_RECORD in x for x in message_lines(t) + error_lines(t)):
+    screen = Screen("資料詳細 (switch-detail.do)", library)
+    table = H.optional(t, SEL_DETAIL_TABLE)
+    if table is None:
+        if says_empty(t):
             return None
-        raise UpstreamChanged("not a record detail page")
+        raise screen.changed("no bibliographic table (table.tbl-04)")
     fields: dict[str, str] = {}
-    for tr in t.css(SEL_BIBLIO_ROW):
-        th, td = tr.css_first(SEL_BIBLIO_LABEL), tr.css_first(SEL_BIBLIO_VALUE)
+    for tr in table.css(SEL_TR):
+        th, td = tr.css_first(SEL_TH), tr.css_first(SEL_TD)
         if th is not None and td is not None:
-            fields[node_text(th)] = node_text(td)
-    title = fields.get("タイトル") or node_text(detail.css_first(SEL_DETAIL_TITLE))
+            fields.setdefault(H.text(th), H.text(td))
+
+    def get(key: str) -> str | None:
+        return next((fields[k] for k in _BIB_LABELS[key] if fields.get(k)), None)
+
+    title = get("title")
     if not title:
-        raise UpstreamChanged("a record without a title")
+        raise screen.changed("no title (本タイトル)")
+    rid = record_id or get("bibid")
+    if not rid:
+        raise screen.changed("no record id (書誌番号)")
     holdings = []
-    for row in t.css(SEL_HOLDING_ROW):
-        due = _cell_text(row, "due-date")
-        holdings.append(Holding(
-            branch=_cell_text(row, "branch"), status=holding_status(_cell_text(row, "state")),  # type: ignore[arg-type]
-            call_number=_cell_text(row, "callno") or None,
-            due_on=parse_optional_date(due) if due else None))
-    isbn = re.sub(r"[^0-9X]", "", fields.get("ISBN", "")) or None
-    return Record(id=record_id, title=title, author=fields.get("著者") or None,
-                  publisher=fields.get("出版者") or None, published=fields.get("出版年") or None,
-                  isbn=isbn, classification=fields.get("分類") or None, holdings=holdings)
+    for tbl in t.css(SEL_TABLE):
+        head = [H.text(th) for th in tbl.css(SEL_HEADER_CELLS)]
+        if "所蔵館" not in head or "状態" not in head:
+            continue
+        col = {h: i for i, h in enumerate(head)}
+        for tr in tbl.css(SEL_TR):
+            cells = [H.text(td) for td in tr.css(SEL_TD)]
+            if len(cells) < len(head):
+                continue
+            due = cells[col["返却予定日"]] if "返却予定日" in col else ""
+            holdings.append(Holding(
+                branch=cells[col["所蔵館"]], status=holding_status(cells[col["状態"]]),  # type: ignore[arg-type]
+                call_number=(cells[col["請求記号"]] or None) if "請求記号" in col else None,
+                due_on=_date(due, "return date", screen) if due else None))
+    isbn = re.sub(r"[^0-9X]", "", get("isbn") or "") or None
+    return Record(id=rid, title=H.clean(_TYPE.sub("", title)), author=get("author"), publisher=get("publisher"),
+                  published=get("published"), isbn=isbn, classification=get("classification"),
+                  holdings=holdings)
+
+
+def parse_loans(html: str, library: str, today: date) -> list[Loan]:
+    """One page of 借りている資料 as loans (the adapter follows the paging)."""
+    return [r.loan for r in parse_lend_items(tree(html), library, today)[0]]
+
+
+def parse_holds(html: str, library: str) -> list[Hold]:
+    """One page of 予約した資料 as holds (the adapter follows the paging)."""
+    return [r.hold for r in parse_hold_items(tree(html), library)[0]]
+
+
+__all__ = ["UpstreamChanged"]

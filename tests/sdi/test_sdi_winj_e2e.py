@@ -6,6 +6,8 @@ kumamoto-city's portal keeps its own SDI, so the Alerts API answers
 
 from __future__ import annotations
 
+from fixtures.winj import base_path
+
 from collections.abc import Iterator
 from datetime import datetime, time
 from pathlib import Path
@@ -34,7 +36,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     server = start_simulator(LIB)
     cfg = sandbox_config()
     # maintenance windows have tests of their own; this one must pass at any hour
-    lib = cfg.libraries[LIB].model_copy(update={"base_url": server.url + "/winj/opac", "maintenance": []})
+    lib = cfg.libraries[LIB].model_copy(update={"base_url": server.url + base_path(LIB), "maintenance": []})
     cfg = cfg.model_copy(update={"libraries": {LIB: lib},
                                  "gateway": cfg.gateway.model_copy(update={"database": str(tmp_path / "gw.db")})})
     app = create_app(cfg, secret_key=Fernet.generate_key().decode())

@@ -6,6 +6,8 @@ cancel, Idempotency-Key), Niigata's forced password change, the catalog.
 
 from __future__ import annotations
 
+from fixtures.winj import base_path
+
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -38,7 +40,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dic
         # No maintenance window here (it depends on the hour the suite runs);
         # the window is tested against the simulator directly.
         libs[lib_id] = sandbox.libraries[lib_id].model_copy(
-            update={"base_url": server.url + "/winj/opac", "maintenance": []})
+            update={"base_url": server.url + base_path(lib_id), "maintenance": []})
     db = tmp_path_factory.mktemp("winj-api") / "gw.sqlite3"
     cfg = GatewayConfig(gateway=sandbox.gateway.model_copy(update={"database": str(db), "read_cache_seconds": 0}),
                         libraries=libs)

@@ -5,6 +5,8 @@ stand-in, and README examples that cannot be pasted."""
 
 from __future__ import annotations
 
+from fixtures.winj import base_path
+
 import ast
 import importlib.util
 import re
@@ -16,30 +18,34 @@ import pytest
 from adapters.winj import pages as P
 from core.errors import AccountBlocked, UpstreamChanged
 from gateway.models import HoldRequest, HoldUpdate, SearchQuery
-from tests.adapters.winj_flows import LIBRARIES, PAGES, live_adapter
+from tests.adapters.winj.flows import LIBRARIES, PAGES, live_adapter
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def saved(library: str, name: str) -> str:
-    return P.decode_html((PAGES / library / f"{name}.html").read_bytes(), None)
+    from adapters.html import decode
+
+    return decode((PAGES / library / f"{name}.html").read_bytes())
 
 
 # ------------------------------------------------------------------ 1. past the last page
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_a_page_past_the_last_is_empty_with_the_total(library: str) -> None:
-    res = P.parse_search(saved(library, "search_past_end"), 50)
-    assert res.records == [] and res.total > 10 and res.page == 50
+def test_the_second_result_page_is_read_with_the_total(library: str) -> None:
+    first = P.parse_search(saved(library, "search_list"), 1)
+    second = P.parse_search(saved(library, "search_page2"), 2)
+    assert second.total == first.total > 10 and second.page == 2
+    assert second.records and {r.id for r in first.records}.isdisjoint(r.id for r in second.records)
 
 
 def test_hits_counted_without_a_list_or_a_no_rows_notice_is_upstream_changed() -> None:
-    html = saved("kumamoto-city", "search_past_end")
-    gone = html.replace('<p class="empty">該当する資料はありません。</p>', "")
-    assert gone != html
+    html = saved("kumamoto-city", "search_list")
+    gone = re.sub(r'<div class="report">.*?</div>\s*</div>', "", html, flags=re.S)
+    assert gone != html and 'class="report"' not in gone
     with pytest.raises(UpstreamChanged):
-        P.parse_search(gone, 50)
-    # the list renamed on a page that has hits is never read as "nothing here"
-    renamed = saved("kumamoto-city", "search_list").replace('id="result-list"', 'id="results"')
+        P.parse_search(gone, 1)
+    # the items renamed on a page that has hits is never read as "nothing here"
+    renamed = html.replace('class="report"', 'class="hit"')
     with pytest.raises(UpstreamChanged):
         P.parse_search(renamed, 1)
 
@@ -91,7 +97,7 @@ def test_titles_refused_one_by_one_leave_the_cart_as_it_was() -> None:
 
 
 def test_the_hold_refusal_through_the_gateway_keeps_the_cart() -> None:
-    from tests.adapters.test_winj_api import _token
+    from tests.adapters.winj.test_api import _token
 
     with _gateway("kagoshima-pref") as c:
         h = _token(c, "kagoshima-pref", "9999999999", "20211030")
@@ -125,7 +131,7 @@ def _gateway(library: str):  # type: ignore[no-untyped-def]
     def run():  # type: ignore[no-untyped-def]
         sandbox = sandbox_config()
         server = serve_app(sim_app(library), name=library)
-        lib = sandbox.libraries[library].model_copy(update={"base_url": server.url + "/winj/opac",
+        lib = sandbox.libraries[library].model_copy(update={"base_url": server.url + base_path(library),
                                                             "maintenance": []})
         with tempfile.TemporaryDirectory() as tmp:
             cfg = GatewayConfig(gateway=sandbox.gateway.model_copy(update={
@@ -206,7 +212,7 @@ def test_the_simulator_serves_the_shared_sample_set_itself() -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("library", ["kumamoto-city", "kagoshima-pref"])
 def test_history_entries_without_a_return_date_are_the_current_loans(library: str) -> None:
-    from tests.adapters.test_winj_account_flows import ACCOUNTS
+    from tests.adapters.winj.test_account_flows import ACCOUNTS
 
     with live_adapter(library) as (adapter, _st):
         s = adapter.login(*ACCOUNTS[library])

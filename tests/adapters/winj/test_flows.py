@@ -1,11 +1,12 @@
 """winj flows: cassette replay (``recorded/winj/``, vcrpy ``record_mode="none"``)
 and the same flows live against the simulator on loopback, for each library.
 
-Cassettes: re-record with ``python -m tests.adapters.winj_flows``.
+Cassettes: re-record with ``python -m tests.adapters.winj.flows``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from adapters.winj import WinjAdapter
 from core.errors import NotRenewable, SessionExpired, UpstreamMaintenance
-from tests.adapters.winj_flows import (
+from tests.adapters.winj.flows import (
     CASES,
     CASSETTES,
     FROZEN,
@@ -31,7 +32,7 @@ FLOW_CASES = [(lib, name) for lib in LIBRARIES for name in flows_for(lib)]
 @pytest.mark.parametrize(("library", "flow"), FLOW_CASES, ids=[f"{l}-{f}" for l, f in FLOW_CASES])
 def test_cassette_replay(library: str, flow: str) -> None:
     path = CASSETTES / f"{library}-{flow}.yaml"
-    assert path.exists(), f"missing cassette {path}; record with python -m tests.adapters.winj_flows"
+    assert path.exists(), f"missing cassette {path}; record with python -m tests.adapters.winj.flows"
     adapter = WinjAdapter(replay_library(library))
     adapter.today = lambda: TODAY  # type: ignore[method-assign]
     with cassette_vcr("none").use_cassette(path.name) as cassette:
@@ -41,13 +42,16 @@ def test_cassette_replay(library: str, flow: str) -> None:
 
 
 def test_cassettes_hold_no_secret() -> None:
-    from tests.adapters.winj_flows import ALL_CARDS
+    from tests.adapters.winj.flows import ALL_CARDS
 
     texts = [p.read_text(encoding="utf-8") for p in Path(CASSETTES).glob("*.yaml")]
     assert len(texts) >= 4 * 6
     for text in texts:
-        assert "txt_password=" not in text and "JSESSIONID=" not in text
-        assert "txt_new_password" not in text
+        assert "txt_password=" not in text and "txt_new_password" not in text
+        # the session id: scrubbed in Set-Cookie, in hid_session fields and in the links carrying it
+        assert not re.search(r"JSESSIONID=(?!SCRUBBED)", text)
+        assert not re.search(r"hid_session(=|\" value=\")(?!SCRUBBED)", text)
+        assert not re.search(r"[0-9A-F]{32}", text)
         for card in ALL_CARDS:
             assert card not in text
 

@@ -4,7 +4,7 @@ the recorder of cassettes (``recorded/winj/``) and saved pages
 
 Re-record (simulator on loopback, clock frozen at ``FROZEN``)::
 
-    python -m tests.adapters.winj_flows
+    python -m tests.adapters.winj.flows
 
 Each flow takes an adapter bound to one library and asserts what the library's
 seeded state must give.  Cassettes and pages are scrubbed: no password fields, no
@@ -13,6 +13,8 @@ host:port is rewritten to ``winj.test`` so replays do not depend on a port.
 """
 
 from __future__ import annotations
+
+from fixtures.winj import base_path
 
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -38,7 +40,7 @@ from fixtures.cassettes import Scrubber, make_scrubber, vcr_for
 from gateway.config import LibraryConfig, sandbox_config
 from gateway.models import HoldRequest, HoldUpdate, SearchQuery
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CASSETTES = ROOT / "recorded" / "winj"
 PAGES = ROOT / "fixtures" / "winj" / "pages"
 HOST = "winj.test"
@@ -70,8 +72,15 @@ CASES: dict[str, Case] = {
     "niigata-city": Case("0300000001", "niigata1", "0300000001", "niigata1", "toyano",
                          "0300000000", "12345678", "5678", True),
 }
-ALL_CARDS = sorted({c for case in CASES.values() for c in (case.card, case.hold_card, case.pw_card)},
-                   key=len, reverse=True)
+def _all_cards() -> list[str]:
+    from fixtures.winj.seed import DEMO_ACCOUNTS
+
+    cards = {c for case in CASES.values() for c in (case.card, case.hold_card, case.pw_card)}
+    cards |= {card for accounts in DEMO_ACCOUNTS.values() for card, _, _ in accounts}
+    return sorted(cards, key=len, reverse=True)
+
+
+ALL_CARDS = _all_cards()
 
 
 # ------------------------------------------------------------------ the flows
@@ -227,7 +236,10 @@ def live_app(library: str, frozen: datetime | None = FROZEN) -> Iterator[tuple[W
 
     app = create_app(library, clock=(lambda: frozen) if frozen is not None else None)
     server = serve_app(app, name=library)
-    lib = sandbox_config().libraries[library].model_copy(update={"base_url": server.url + "/winj/opac"})
+    cfg = sandbox_config().libraries[library]
+    from adapters.winj.layout import context_paths
+
+    lib = cfg.model_copy(update={"base_url": server.url + context_paths(cfg.base_url)[0]})
     adapter = WinjAdapter(lib)
     if frozen is not None:
         adapter.today = lambda: frozen.date()  # type: ignore[method-assign]
@@ -248,7 +260,7 @@ def live_adapter(library: str, frozen: datetime | None = FROZEN) -> Iterator[tup
 
 
 def replay_library(library: str) -> LibraryConfig:
-    return sandbox_config().libraries[library].model_copy(update={"base_url": f"http://{HOST}/winj/opac"})
+    return sandbox_config().libraries[library].model_copy(update={"base_url": f"http://{HOST}" + base_path(library)})
 
 
 # ------------------------------------------------------------------ scrubbing
@@ -258,14 +270,17 @@ SECRET_FIELDS = frozenset({"txt_password", "txt_new_password", "txt_new_password
 
 
 def winj_scrubber(cards: Iterable[str]) -> Scrubber:
-    """The winj scrubbing (``fixtures.cassettes``): password fields dropped, ``hid_session``
-    replaced in forms and pages, ``cards`` masked, the loopback host:port → ``winj.test``;
-    no cookies, and no Host/Date/Server either, so a re-recording only differs where the
-    pages do."""
+    """The winj scrubbing (``fixtures.cassettes``): password fields dropped; the session id
+    (``hid_session`` in forms, pages and the links that carry it, the ``JSESSIONID``
+    cookie's value) replaced; ``cards`` masked; the loopback host:port → ``winj.test``;
+    no request cookies, and no Host/Date/Server either, so a re-recording only differs
+    where the pages do.  ``Set-Cookie`` stays with its value scrubbed: the adapter checks
+    that the portal issued a session before the login."""
     return make_scrubber(
-        drop_form_fields=SECRET_FIELDS, scrub_form_fields={"hid_session"}, card_form_fields={"txt_usercd"},
-        scrub_hidden_inputs=("hid_session",), card_numbers=cards, replay_host=HOST,
-        drop_headers={"cookie", "host", "set-cookie", "date", "server"},
+        drop_form_fields=SECRET_FIELDS, scrub_form_fields={"hid_session"},
+        card_form_fields={"txt_usercd"}, scrub_hidden_inputs=("hid_session",),
+        scrub_query_params=("hid_session",), card_numbers=cards, replay_host=HOST,
+        scrub_headers={"set-cookie"}, drop_headers={"cookie", "host", "date", "server"},
     )
 
 
@@ -289,17 +304,20 @@ def record_cassettes(library: str) -> None:
 
 
 def save_pages(library: str) -> None:
-    """Save the pages the parser tests read, straight from the simulator."""
+    """Save the pages the parser tests read, straight from the simulator (scrubbed)."""
     import httpx
 
     from adapters.winj import pages as P
 
     out = PAGES / library
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.html"):
+        old.unlink()
     case = CASES[library]
     with live_adapter(library) as (adapter, st):
-        base = adapter.library.base_url
+        base = adapter.library.base_url + "/"
         codec = P.py_codec(st.charset)
+        hdr = {"Content-Type": "application/x-www-form-urlencoded"}
 
         def enc(pairs: list[tuple[str, str]]) -> bytes:
             return urllib.parse.urlencode(pairs, encoding=codec).encode("ascii")
@@ -308,63 +326,89 @@ def save_pages(library: str) -> None:
             (out / f"{name}.html").write_bytes(scrub_bytes(r.content))
             return r
 
+        def login(c: httpx.Client, card: str, password: str, name: str | None = None) -> httpx.Response:
+            page = c.get("login.do?lang=ja&dispatch=/opac/mylibrary.do")
+            if P.parse_login_form(P.tree(page.content)) is None:
+                if name:
+                    save(f"{name}_cold", page)
+                page = c.get("login.do?lang=ja&dispatch=/opac/mylibrary.do")
+            if name:
+                save(name, page)
+            return c.post("login.do?lang=ja&dispatch=/opac/mylibrary.do", headers=hdr, content=enc(
+                [("txt_usercd", card), ("txt_password", password), ("submit_btn_login", "ログイン")]))
+
         with httpx.Client(base_url=base, follow_redirects=True) as c:
-            hdr = {"Content-Type": "application/x-www-form-urlencoded"}
-            r = save("login", c.get("login.do"))
-            hid = P.hid_session(P.tree(r.content)) or ""
-            save("login_failed", c.post("login.do", content=enc([("txt_usercd", case.card),
-                                                                  ("txt_password", "nope")]), headers=hdr))
-            save("mylibrary", c.post("login.do", content=enc([("txt_usercd", case.card),
-                                                              ("txt_password", case.password)]), headers=hdr))
-            save("lend_list", c.get("lend-list.do"))
-            rows = P.parse_lend_rows(c.get("lend-list.do").text, library, TODAY)
-            picks = [("chk_lend", r.index) for r in rows] + [("hid_session", hid)]
-            save("lend_confirm", c.post("lend-extension-confirm.do", content=enc(picks), headers=hdr))
-            save("lend_result", c.post("lend-extension.do", content=enc([("btn_extension", "延長"),
-                                                                         ("hid_session", hid)]), headers=hdr))
+            save("login_failed", login(c, case.card, "nope", "login"))
+            save("mylibrary", login(c, case.card, case.password))
+            sid = c.cookies.get("JSESSIONID") or ""
+            lend = save("lend_list", c.get("lend-list.do"))
+            rows, _ = P.parse_lend_items(P.tree(lend.content), library, TODAY)
+            row = next((r for r in rows if r.extend), None)
+            if row is not None and row.extend:
+                save("lend_confirm", c.get(adapter._abs(row.extend)))
+                conf = P.parse_extension_confirm(c.get(adapter._abs(row.extend)).text)
+                save("lend_result", c.post("lend-extension-confirm.do", headers=hdr, content=enc(
+                    [("hid_session", sid), ("hid_lenid", conf.lenid), conf.submit])))
             save("reserve_list", c.get("reserve-list.do"))
             save("basket", c.get("reserve-basket.do"))
-            save("search_list", c.get("search-list.do?" + urllib.parse.urlencode(
-                [("txt_title", "サンタクロース"), ("page", "1")], encoding=codec)))
-            save("search_past_end", c.get("search-list.do?" + urllib.parse.urlencode(
-                [("txt_title", "サンタクロース"), ("page", "50")], encoding=codec)))
-            save("search_empty", c.get("search-list.do?" + urllib.parse.urlencode(
-                [("txt_title", "存在しない書名xyz")], encoding=codec)))
-            found = P.parse_search(c.get("search-list.do?" + urllib.parse.urlencode(
-                [("txt_title", "サンタクロース")], encoding=codec)).text, 1)
-            save("detail", c.get(f"switch-detail.do?bibid={found.records[0].id}"))
-            save("detail_missing", c.get("switch-detail.do?bibid=0000000000"))
-            # A reservation with one refusal (already reserved) next to one success.
-            held = P.parse_holds(c.get("reserve-list.do").text, library)
+            q = [("lang", "ja"), ("cmb_column1", "title"), ("txt_word1", "サンタクロース"), ("opt_pagesize", "10"),
+                 ("submit_btn_searchDetailSelAr", "所蔵検索")]
+            found = P.parse_search(save("search_list", c.get("search-detail.do?" + urllib.parse.urlencode(
+                q, encoding=codec))).text, 1)
+            save("search_page2", c.get("search-list.do?page=2"))
+            save("search_empty", c.get("search-detail.do?" + urllib.parse.urlencode(
+                [("cmb_column1", "title"), ("txt_word1", "存在しない書名xyz"), ("submit_btn_searchDetailSelAr", "所蔵検索")],
+                encoding=codec)))
+            rec = st.catalog.get(found.records[0].id)
+            save("search_one", c.get("search-detail.do?" + urllib.parse.urlencode(
+                [("cmb_code_column", "isbn"), ("txt_code", rec.isbn or ""), ("submit_btn_searchDetailSelAr", "所蔵検索")],
+                encoding=codec)))
+            save("detail", c.get(f"switch-detail.do?lang=ja&bibid={found.records[0].id}"))
+            save("detail_missing", c.get("switch-detail.do?lang=ja&bibid=0000000000"))
+            held = {h.record_id for h in P.parse_holds(c.get("reserve-list.do").text, library)}
             if not st.is_overdue(case.card):
-                ids = [held[0].record_id, found.records[5].id] if held else [found.records[5].id]
+                ids = ([sorted(held)[0]] if held else []) + [found.records[5].id]
                 for rid in ids:
-                    c.post("reserve-basket-add.do", content=enc([("bibid", rid), ("hid_session", hid)]), headers=hdr)
+                    c.post("switch-detail.do", headers=hdr, content=enc(
+                        [("hid_session", sid), ("bibid", rid), ("submit_btn_reserve_basket", "予約かご")]))
                 basket = P.parse_basket(c.get("reserve-basket.do").text)
-                form = [("chk_basket", basket.indexes[rid]) for rid in ids if rid in basket.indexes]
-                save("reserve_confirm", c.post("reserve-basket.do", content=enc(
-                    form + [("btn_reserve", "通常予約"), ("txt_year", "9999"), ("txt_month", "12"),
-                            ("txt_day", "31"), ("hid_session", hid)]), headers=hdr))
-                save("reserve_result", c.post("reserve-confirm.do", content=enc(
-                    [("btn_ok", "予約"), ("hid_session", hid)]), headers=hdr))
+                form = list(basket.hidden) + [("chk_check", basket.entries[rid]) for rid in ids if rid in basket.entries]
+                save("reserve_confirm", c.post("reserve-basket.do", headers=hdr, content=enc(
+                    [("hid_session", sid)] + form + [basket.buttons["normal"]])))
+                conf = P.parse_reserve_confirm(c.post("reserve-basket.do", headers=hdr, content=enc(
+                    [("hid_session", sid)] + form + [basket.buttons["normal"]])).text)
+                save("reserve_result", c.post("reserve-confirm.do", headers=hdr, content=enc(
+                    [("hid_session", sid)] + list(conf.hidden) + [conf.submit])))
                 save("reserve_list_after", c.get("reserve-list.do"))
-                rows = P.parse_hold_rows(c.get("reserve-list.do").text, library)
-                first = next(r.index for r in rows if r.index)
-                save("reserve_cancel_confirm", c.post("reserve-cancel.do", content=enc(
-                    [("chk_reserve", first), ("hid_session", hid)]), headers=hdr))
+                hrows, _ = P.parse_hold_items(P.tree(c.get("reserve-list.do").content), library)
+                first = next(r.index for r in hrows if r.index)
+                save("reserve_cancel_confirm", c.post("reserve-cancel.do", headers=hdr, content=enc(
+                    [("chk_reserve", first), ("hid_session", sid)])))
+                basket = P.parse_basket(save("basket_full", c.get("reserve-basket.do")).text)
+                if basket.entries:
+                    rid = next(iter(basket.entries))
+                    save("basket_delete", c.post("reserve-basket.do", headers=hdr, content=enc(
+                        [("hid_session", sid)] + list(basket.hidden) + [("chk_check", basket.entries[rid]),
+                                                                        basket.buttons["delete"]])))
             else:
-                c.post("reserve-basket-add.do", content=enc([("bibid", found.records[5].id),
-                                                             ("hid_session", hid)]), headers=hdr)
+                c.post("switch-detail.do", headers=hdr, content=enc(
+                    [("hid_session", sid), ("bibid", found.records[5].id), ("submit_btn_reserve_basket", "予約かご")]))
                 basket = P.parse_basket(c.get("reserve-basket.do").text)
-                save("reserve_blocked", c.post("reserve-basket.do", content=enc(
-                    [("chk_basket", "0"), ("btn_reserve", "通常予約"), ("hid_session", hid)]), headers=hdr))
+                save("reserve_blocked", c.post("reserve-basket.do", headers=hdr, content=enc(
+                    [("hid_session", sid)] + list(basket.hidden) + [("chk_check", next(iter(basket.entries))),
+                                                                    basket.buttons["normal"]])))
             save("password_form", c.get("password-change.do"))
+            save("timeout", c.post("lend-list.do", headers=hdr, content=enc([("hid_session", "0" * 32)])))
             c.get("logout.do")
         if case.forced:
             with httpx.Client(base_url=base, follow_redirects=True) as c:
-                c.get("login.do")
-                save("password_forced", c.post("login.do", content=enc(
-                    [("txt_usercd", case.pw_card), ("txt_password", case.pw_old)]), headers=hdr))
+                save("password_forced", login(c, case.pw_card, case.pw_old))
+        if library == "kumamoto-city":  # the 25-loan patron: paged lists
+            with httpx.Client(base_url=base, follow_redirects=True) as c:
+                login(c, "0000000002525", "2525")
+                save("lend_list_p1", c.get("lend-list.do"))
+                save("lend_list_p3", c.get("lend-list.do?page=3"))
+                save("reserve_list_p2", c.get("reserve-list.do?page=2"))
         if st.library.maintenance:
             st.clock = lambda: FROZEN.replace(hour=4, minute=30)
             with httpx.Client(base_url=base) as c:

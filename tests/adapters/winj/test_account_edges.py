@@ -26,7 +26,7 @@ from gateway.config import sandbox_config
 from gateway.models import AlertCreate, AlertUpdate, ProfileUpdate
 
 BASE = "http://winj.test/winj/opac"
-PAGES = Path(__file__).resolve().parents[2] / "fixtures" / "winj" / "pages" / "account" / "kumamoto-city"
+PAGES = Path(__file__).resolve().parents[3] / "fixtures" / "winj" / "pages" / "account" / "kumamoto-city"
 HTML = {"content-type": "text/html; charset=UTF-8"}
 
 

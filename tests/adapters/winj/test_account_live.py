@@ -5,6 +5,8 @@ through the gateway's HTTP API."""
 
 from __future__ import annotations
 
+from fixtures.winj import base_path
+
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from core.errors import InvalidRequest, LimitExceeded, SessionExpired, UpstreamMaintenance
 from fixtures.winj.portal import EXT_KEY
 from gateway.models import Email, ProfileUpdate
-from tests.adapters.test_winj_account_flows import ACCOUNTS, FLOWS, FRESH, LIBRARIES, live_adapter
+from tests.adapters.winj.test_account_flows import ACCOUNTS, FLOWS, FRESH, LIBRARIES, live_adapter
 
 pytestmark = pytest.mark.e2e
 
@@ -194,14 +196,14 @@ def gateway_client(tmp_path: Any) -> Any:
     from fixtures.winj import create_app as create_sim
     from gateway.app import create_app
     from gateway.config import sandbox_config
-    from tests.adapters.test_winj_account_flows import noon_today
+    from tests.adapters.winj.test_account_flows import noon_today
 
     sim = create_sim("kagoshima-pref")
     frozen = noon_today("kagoshima-pref")
     sim.extensions[EXT_KEY].clock = lambda: frozen
     server = serve_app(sim, name="kagoshima-pref")
     cfg = sandbox_config()
-    lib = cfg.libraries["kagoshima-pref"].model_copy(update={"base_url": server.url + "/winj/opac"})
+    lib = cfg.libraries["kagoshima-pref"].model_copy(update={"base_url": server.url + base_path("kagoshima-pref")})
     settings = cfg.gateway.model_copy(update={"database": str(tmp_path / "gw.sqlite3")})
     cfg = cfg.model_copy(update={"gateway": settings, "libraries": {"kagoshima-pref": lib}})
     app = create_app(cfg, secret_key=Fernet.generate_key().decode())
