@@ -831,3 +831,8 @@ def parse_holds(html: str, library: str) -> list[Hold]:
 
 
 __all__ = ["UpstreamChanged"]
+
+
+def decode_html(content: bytes, content_type: str | None = None) -> str:
+    """A page's text by its declared charset (``adapters.html.decode``)."""
+    return H.decode(content, content_type)
