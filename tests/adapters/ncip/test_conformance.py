@@ -298,7 +298,7 @@ def test_ids_round_trip() -> None:
 
 def test_saved_responder_page_parses() -> None:
     """A LookupUser answer of our own responder, saved in fixtures/ncip/pages/."""
-    page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user.xml"
+    page = Path(__file__).resolve().parents[3] / "fixtures/ncip/pages/lookup-user.xml"
     u = P.parse_lookup_user(page.read_bytes(), library="ncip-consortium", tz=ZoneInfo("Asia/Tokyo"),
                             today=date(2026, 11, 24))
     assert u.user_id == "CARD-SCRUBBED" and u.name == "山田 花子" and u.emails == ["hanako@example.jp"]

@@ -38,7 +38,7 @@ from gateway.models import HoldRequest, HoldUpdate
 
 CFG = sandbox_config()
 LIBS = ("soap-demo", "soap-kita")
-ENVELOPES = Path(__file__).resolve().parents[2] / "fixtures" / "soap" / "envelopes"
+ENVELOPES = Path(__file__).resolve().parents[3] / "fixtures" / "soap" / "envelopes"
 
 
 # ---------------------------------------------------------------- cassette replay

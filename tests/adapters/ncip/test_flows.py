@@ -4,7 +4,7 @@ The cassettes in ``recorded/ncip/`` are real exchanges with the responder simula
 (``fixtures/ncip``), scrubbed of the password in ``AuthenticationInput``, of any
 ``Authorization`` header and of every card number (requests and responses: one fixed
 placeholder; replay matches on scrubbed bodies).  Re-record them with ``OPACGW_RECORD=1 pytest
-tests/adapters/test_ncip_flow.py`` (a fresh simulator on loopback per cassette).
+tests/adapters/ncip/test_flows.py`` (a fresh simulator on loopback per cassette).
 
 Cassette dates are those of the recording day, so assertions here avoid anything
 that depends on *today* (``overdue`` of a loan that was not yet due, etc.).
@@ -43,7 +43,7 @@ from fixtures.cassettes import vcr_for
 from gateway.config import LibraryConfig, sandbox_config
 from gateway.models import HoldRequest, HoldUpdate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CASSETTES = ROOT / "recorded" / "ncip"
 RECORD = os.environ.get("OPACGW_RECORD") == "1"
 REPLAY_BASE = "http://127.0.0.1:9"  # discard port: nothing may really be reached in replay

@@ -218,7 +218,7 @@ def test_blocked_patron_and_duplicate_hold(client: Any) -> None:
 
 
 def test_pages_directory_has_the_saved_answer() -> None:
-    page = Path(__file__).resolve().parents[2] / "fixtures/ncip/pages/lookup-user.xml"
+    page = Path(__file__).resolve().parents[3] / "fixtures/ncip/pages/lookup-user.xml"
     assert read_message(page.read_bytes()).findtext("LookupUserResponse/UserId/UserIdentifierValue") == "CARD-SCRUBBED"
 
 

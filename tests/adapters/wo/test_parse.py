@@ -15,7 +15,7 @@ import pytest
 from adapters.wo import parse
 from core.errors import UpstreamChanged
 
-PAGES = Path(__file__).resolve().parents[2] / "fixtures" / "wo" / "pages"
+PAGES = Path(__file__).resolve().parents[3] / "fixtures" / "wo" / "pages"
 TODAY = date(2026, 11, 24)
 LIB = "yamaguchi-pref"
 
@@ -177,7 +177,7 @@ def test_selectors_are_named_constants() -> None:
     import ast
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "adapters" / "wo"
+    root = Path(__file__).resolve().parents[3] / "adapters" / "wo"
     calls = {"css", "css_first", "_cell", "select_options", "selected_option"}
     inline = []
     for path in sorted(root.glob("*.py")):

@@ -54,6 +54,6 @@ def test_shared_dir_is_never_a_machine_path(monkeypatch: pytest.MonkeyPatch, tmp
 
 def test_shared_dir_defaults_to_shared_next_to_the_project(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(X.ENV_SHARED, raising=False)
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     assert X.PROJECT_SHARED == root.parent / "shared"
     assert "/work/shared" not in Path(X.__file__).read_text(encoding="utf-8")

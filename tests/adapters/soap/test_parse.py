@@ -40,7 +40,7 @@ from core.errors import (
 from fixtures.soap import wsdl_path
 from gateway.config import sandbox_config
 
-ENVELOPES = Path(__file__).resolve().parents[2] / "fixtures" / "soap" / "envelopes"
+ENVELOPES = Path(__file__).resolve().parents[3] / "fixtures" / "soap" / "envelopes"
 CFG = sandbox_config()
 LIBS = ("soap-demo", "soap-kita")
 TZ = ZoneInfo("Asia/Tokyo")
