@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import httpcore
 import httpx
@@ -227,6 +227,50 @@ class _SharedTransport(httpx.HTTPTransport):
         super().close()
 
 
+@dataclass(frozen=True)
+class Operation:
+    """A contract method's declaration: the capability that gates it and how it is called.
+
+    ``capabilities``: the method is offered when the adapter declares any of them (the
+    first one names it in a 501); ``write``: it changes upstream state, so the gateway
+    never retries it and drops the session's read cache after it; ``session``: it needs
+    a patron's upstream session (True), none (False), or either (None).
+    """
+
+    name: str
+    capabilities: tuple[str, ...]
+    write: bool = False
+    session: bool | None = True
+
+    @property
+    def capability(self) -> str:
+        return self.capabilities[0]
+
+
+_OPERATION_ATTR = "__opacgw_operation__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def operation(*capabilities: str, write: bool = False, session: bool | None = True) -> Callable[[F], F]:
+    """Declare a contract method's capability once, on ``Adapter`` (``@operation("loans")``).
+
+    The gateway's 501 check, its retry and cache rules and the conformance test all read
+    this declaration (``declared``); views call the typed facade (``gateway.facade``)."""
+    assert capabilities, "an operation needs a capability"
+
+    def mark(fn: F) -> F:
+        setattr(fn, _OPERATION_ATTR, Operation(fn.__name__, capabilities, write, session))
+        return fn
+
+    return mark
+
+
+def declared(fn: object) -> Operation | None:
+    """The declaration of a contract method (``Adapter.loans``), None for anything else."""
+    op = getattr(fn, _OPERATION_ATTR, None)
+    return op if isinstance(op, Operation) else None
+
+
 class Adapter:
     """Base of every adapter.  Subclasses set ``family`` and ``capabilities``."""
 
@@ -291,12 +335,14 @@ class Adapter:
 
     # ------------------------------------------------------------ the contract
     # Sessions
+    @operation("login", session=False)
     def login(self, card_number: str, password: str) -> UpstreamSession:
         raise NotSupported(library=self.library.id)
 
     def logout(self, session: UpstreamSession) -> None:
         return None
 
+    @operation("password_change", write=True, session=None)
     def change_password(
         self, session: UpstreamSession | None, card_number: str | None, current_password: str, new_password: str
     ) -> None:
@@ -306,113 +352,146 @@ class Adapter:
         forced change.  The gateway has checked the library's policy already."""
         raise NotSupported(library=self.library.id)
 
+    @operation("password_register", write=True, session=False)
     def register_password(self, card_number: str, birth_date: date, new_password: str) -> None:
         raise NotSupported(library=self.library.id)
 
     # Patron
+    @operation("profile")
     def profile(self, session: UpstreamSession) -> Profile:
         raise NotSupported(library=self.library.id)
 
+    @operation("profile_update", write=True)
     def update_profile(self, session: UpstreamSession, changes: ProfileUpdate, password: str | None) -> Profile:
         raise NotSupported(library=self.library.id)
 
+    @operation("loans")
     def loans(self, session: UpstreamSession) -> list[Loan]:
         raise NotSupported(library=self.library.id)
 
+    @operation("renew", write=True)
     def renew(self, session: UpstreamSession, loan_ids: list[str] | None) -> list[RenewalResult]:
         """Renew the given loans (None = all renewable); one result per loan."""
         raise NotSupported(library=self.library.id)
 
+    @operation("holds")
     def holds(self, session: UpstreamSession) -> list[Hold]:
         raise NotSupported(library=self.library.id)
 
+    @operation("hold_place", write=True)
     def place_holds(self, session: UpstreamSession, request: HoldRequest) -> list[HoldResult]:
         raise NotSupported(library=self.library.id)
 
+    @operation("hold_update", write=True)
     def update_hold(self, session: UpstreamSession, hold_id: str, changes: HoldUpdate) -> Hold:
         raise NotSupported(library=self.library.id)
 
+    @operation("hold_cancel", write=True)
     def cancel_hold(self, session: UpstreamSession, hold_id: str) -> None:
         raise NotSupported(library=self.library.id)
 
+    @operation("cart")
     def cart(self, session: UpstreamSession) -> Cart:
         raise NotSupported(library=self.library.id)
 
+    @operation("cart", write=True)
     def cart_add(self, session: UpstreamSession, record_id: str) -> Cart:
         raise NotSupported(library=self.library.id)
 
+    @operation("cart", write=True)
     def cart_remove(self, session: UpstreamSession, record_id: str) -> None:
         raise NotSupported(library=self.library.id)
 
+    @operation("history")
     def history(self, session: UpstreamSession, page: int, per_page: int) -> HistoryPage:
         raise NotSupported(library=self.library.id)
 
+    @operation("messages")
     def messages(self, session: UpstreamSession, include_read: bool) -> list[Message]:
         raise NotSupported(library=self.library.id)
 
     # Shelves
+    @operation("shelves")
     def shelves(self, session: UpstreamSession) -> list[Shelf]:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves", write=True)
     def create_shelf(self, session: UpstreamSession, name: str) -> Shelf:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves", write=True)
     def rename_shelf(self, session: UpstreamSession, shelf_id: str, name: str) -> Shelf:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves", write=True)
     def delete_shelf(self, session: UpstreamSession, shelf_id: str) -> None:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves")
     def shelf_items(self, session: UpstreamSession, shelf_id: str) -> list[ShelfItem]:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves", write=True)
     def add_shelf_item(self, session: UpstreamSession, shelf_id: str, record_id: str) -> ShelfItem:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves", write=True)
     def remove_shelf_item(self, session: UpstreamSession, shelf_id: str, record_id: str) -> None:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves", write=True)
     def move_shelf_item(
         self, session: UpstreamSession, shelf_id: str, record_id: str, to_shelf_id: str, copy: bool
     ) -> None:
         raise NotSupported(library=self.library.id)
 
+    @operation("shelves")
     def export_shelf(self, session: UpstreamSession, shelf_id: str) -> str:
         """CSV text of the shelf (header row first)."""
         raise NotSupported(library=self.library.id)
 
     # Alerts (the library's own SDI; gateway-side alerts do not go through adapters)
+    @operation("alerts")
     def alerts(self, session: UpstreamSession) -> list[Alert]:
         raise NotSupported(library=self.library.id)
 
+    @operation("alerts", write=True)
     def create_alert(self, session: UpstreamSession, alert: AlertCreate) -> Alert:
         raise NotSupported(library=self.library.id)
 
+    @operation("alerts", write=True)
     def update_alert(self, session: UpstreamSession, alert_id: str, changes: AlertUpdate) -> Alert:
         raise NotSupported(library=self.library.id)
 
+    @operation("alerts", write=True)
     def delete_alert(self, session: UpstreamSession, alert_id: str) -> None:
         raise NotSupported(library=self.library.id)
 
     # Catalog (no patron session)
+    @operation("search", session=False)
     def search(self, query: SearchQuery) -> SearchResult:
         raise NotSupported(library=self.library.id)
 
+    @operation("search", "availability", session=False)
     def record(self, record_id: str) -> Record:
         raise NotSupported(library=self.library.id)
 
+    @operation("availability", session=False)
     def availability(self, isbn: str) -> list[Holding]:
         raise NotSupported(library=self.library.id)
 
     # Consortium lending
+    @operation("lending_request", write=True)
     def create_lending_request(
         self, session: UpstreamSession, record_id: str, pickup_library: str, pickup_branch: str | None
     ) -> UpstreamLending:
         raise NotSupported(library=self.library.id)
 
+    @operation("lending_request")
     def lending_requests(self, session: UpstreamSession) -> list[UpstreamLending]:
         raise NotSupported(library=self.library.id)
 
+    @operation("lending_request", write=True)
     def cancel_lending_request(self, session: UpstreamSession, upstream_id: str) -> None:
         raise NotSupported(library=self.library.id)
 
@@ -434,32 +513,18 @@ def translate_transport_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def contract_methods() -> dict[str, str]:
-    """capability → the contract method that serves it (for the conformance test)."""
-    return dict(CAPABILITY_METHODS)
+def contract() -> dict[str, Operation]:
+    """Every declared contract method's name → its declaration (conformance, docs)."""
+    return {name: op for name, fn in vars(Adapter).items() if (op := declared(fn)) is not None}
 
 
-CAPABILITY_METHODS: tuple[tuple[str, str], ...] = (
-    ("login", "login"),
-    ("profile", "profile"),
-    ("profile_update", "update_profile"),
-    ("password_change", "change_password"),
-    ("password_register", "register_password"),
-    ("loans", "loans"),
-    ("renew", "renew"),
-    ("holds", "holds"),
-    ("hold_place", "place_holds"),
-    ("hold_cancel", "cancel_hold"),
-    ("hold_update", "update_hold"),
-    ("cart", "cart"),
-    ("history", "history"),
-    ("shelves", "shelves"),
-    ("alerts", "alerts"),
-    ("messages", "messages"),
-    ("search", "search"),
-    ("availability", "availability"),
-    ("lending_request", "create_lending_request"),
-)
+def capability_methods() -> dict[str, list[str]]:
+    """capability → the contract methods an adapter declaring it must implement: those
+    it gates first (``record`` is gated by search or availability, and belongs to search)."""
+    out: dict[str, list[str]] = {}
+    for name, op in contract().items():
+        out.setdefault(op.capability, []).append(name)
+    return out
 
 
 def overrides(cls: type[Adapter], method: str) -> bool:
@@ -467,6 +532,7 @@ def overrides(cls: type[Adapter], method: str) -> bool:
 
 
 def iter_overridden(cls: type[Adapter]) -> Iterable[str]:
-    for cap, method in CAPABILITY_METHODS:
-        if overrides(cls, method):
+    """The capabilities whose every contract method ``cls`` implements."""
+    for cap, methods in capability_methods().items():
+        if all(overrides(cls, m) for m in methods):
             yield cap

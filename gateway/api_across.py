@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, request
 
+from adapters.base import Adapter
 from core.errors import GatewayError, InvalidRequest, UpstreamTimeout
+from gateway.facade import PatronCalls
 from gateway.http import dump, json_response, query, spec
 from gateway.models import (
     Availability,
@@ -37,6 +39,7 @@ from gateway.speech import DUE_SOON_DAYS, summary_sentences, to_ssml
 from gateway.speech import summary_text  # noqa: F401  (re-exported: tests, older imports)
 
 bp = Blueprint("across", __name__)
+T = TypeVar("T")
 
 
 
@@ -44,14 +47,16 @@ def _deadline(g: Gateway, library: str) -> float:
     return min(g.library(library).timeout, g.settings.fanout_deadline_seconds)
 
 
-def fanout(g: Gateway, ctx: SessionContext, capability: str, method: str) -> tuple[list[Any], list[Source]]:
-    """Call `method` on every account of the session at once; merge what arrives in time."""
+def fanout(g: Gateway, ctx: SessionContext,
+           call: Callable[[PatronCalls], list[T]]) -> tuple[list[T], list[Source]]:
+    """Make one typed call (e.g. ``PatronCalls.loans``) on every account of the session
+    at once; merge what arrives in time."""
     start = time.perf_counter()
     futures: dict[str, Future[tuple[Any, GatewayError | None, int]]] = {}
     for acc in ctx.record.accounts:
         lib = acc.library
         futures[lib] = g.executor.submit(
-            g.timed, lambda lib=lib: g.call_as(ctx, lib, capability, method, cache=True)
+            g.timed, lambda lib=lib: call(g.patron(lib, ctx))
         )
     items: list[Any] = []
     sources: list[Source] = []
@@ -84,7 +89,7 @@ def _ctx(g: Gateway) -> SessionContext:
 @spec(response=MergedLoans, summary="Loans of every account of the session, merged")
 def all_loans() -> Response:
     g = gw()
-    loans, sources = fanout(g, _ctx(g), "loans", "loans")
+    loans, sources = fanout(g, _ctx(g), PatronCalls.loans)
     loans.sort(key=lambda l: (l.due_on, l.library, l.title))
     return json_response(MergedLoans(loans=loans, sources=sources))
 
@@ -93,7 +98,7 @@ def all_loans() -> Response:
 @spec(response=MergedHolds, summary="Holds of every account of the session, merged")
 def all_holds() -> Response:
     g = gw()
-    holds, sources = fanout(g, _ctx(g), "holds", "holds")
+    holds, sources = fanout(g, _ctx(g), PatronCalls.holds)
     order = {"ready": 0, "in_transit": 1, "waiting": 2, "submitted": 3, "expired": 4, "cancelled": 5}
     holds.sort(key=lambda h: (order.get(h.status, 9), h.library, h.title))
     return json_response(MergedHolds(holds=holds, sources=sources))
@@ -113,12 +118,12 @@ def summary() -> Response:
     lang = q.lang
     g = gw()
     ctx = _ctx(g)
-    loans, loan_sources = fanout(g, ctx, "loans", "loans")
-    holds_caps = [a.library for a in ctx.record.accounts if "holds" in g.adapter(a.library).capabilities]
+    loans, loan_sources = fanout(g, ctx, PatronCalls.loans)
+    holds_caps = [a.library for a in ctx.record.accounts if g.offers(a.library, Adapter.holds)]
     holds: list[Hold] = []
     hold_sources: list[Source] = []
     if holds_caps:
-        holds, hold_sources = fanout(g, ctx, "holds", "holds")
+        holds, hold_sources = fanout(g, ctx, PatronCalls.holds)
     today = _today(g, ctx)
     loans.sort(key=lambda l: (l.due_on, l.title))
     overdue = [l for l in loans if l.overdue or l.due_on < today]
@@ -144,7 +149,7 @@ def calendar() -> Response:
 
     g = gw()
     ctx = _ctx(g)
-    loans, _ = fanout(g, ctx, "loans", "loans")
+    loans, _ = fanout(g, ctx, PatronCalls.loans)
     cal = Calendar()
     cal.add("prodid", "-//OPAC Gateway//due dates//JA")
     cal.add("version", "2.0")
@@ -196,7 +201,7 @@ def _availability_args(g: Gateway) -> tuple[str, list[str], float]:
     isbn = normalize_isbn(q.isbn)
     libs_raw = q.libraries or ""
     libs = [x.strip() for x in libs_raw.split(",") if x.strip()] or [
-        lib for lib in g.config.libraries if "availability" in g.adapter(lib).capabilities]
+        lib for lib in g.config.libraries if g.offers(lib, Adapter.availability)]
     unknown = [x for x in libs if x not in g.config.libraries]
     if unknown:
         raise InvalidRequest(f"unknown libraries: {', '.join(unknown)}",
@@ -205,7 +210,7 @@ def _availability_args(g: Gateway) -> tuple[str, list[str], float]:
 
 
 def _availability_one(g: Gateway, lib: str, isbn: str) -> LibraryAvailability:
-    value, error, _ = g.timed(lambda: g.public_call(lib, "availability", "availability", isbn))
+    value, error, _ = g.timed(lambda: g.public(lib).availability(isbn))
     if error is not None:
         error.with_library(lib)
         return LibraryAvailability(library=lib, state="error", error=Problem(**error.to_problem()))

@@ -1,9 +1,9 @@
 """Alerts (SDI, 新着図書お知らせ): one API whoever holds the alert.
 
 * A library whose adapter declares the ``alerts`` capability (the winj portals)
-  keeps its own alerts: every route is dispatched to the adapter through
-  ``patron_call`` and the alerts carry ``source: "library"``.  Their matches are
-  e-mailed by the library and cannot be read back, so ``.../matches`` of a
+  keeps its own alerts: every route is dispatched to the adapter through the
+  typed facade (``gw().patron(library).alerts()``) and the alerts carry
+  ``source: "library"``.  Their matches are e-mailed by the library and cannot be read back, so ``.../matches`` of a
   library alert answers 501 ``not_supported`` (an empty list would claim "nothing
   new" when the truth is "unknown").
 * Every other library gets gateway alerts (``source: "gateway"``), stored in the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from adapters.base import Adapter
 from core.errors import InvalidRequest, NotFound, NotSupported
 from gateway.http import body, json_response, spec
 from gateway.models import Alert, AlertCondition, AlertCreate, AlertList, AlertMatches, AlertUpdate
@@ -26,7 +27,7 @@ bp = Blueprint("alerts", __name__, url_prefix="/v1/libraries/<library>/alerts")
 
 
 def _native(library: str) -> bool:
-    return "alerts" in gw().adapter(library).capabilities
+    return gw().offers(library, Adapter.alerts)
 
 
 def _store() -> AlertStore:
@@ -49,7 +50,7 @@ def _check_values(conditions: list[AlertCondition] | None) -> None:
 
 
 def _find_library_alert(library: str, alert_id: str) -> Alert:
-    for alert in gw().patron_call(library, "alerts", "alerts", cache=True):
+    for alert in gw().patron(library).alerts():
         if alert.id == alert_id:
             return _library_alert(alert)
     raise NotFound(f"no alert {alert_id!r}", library=library)
@@ -67,7 +68,7 @@ def _gateway_alert(library: str, alert_id: str) -> Alert:
 @spec(response=AlertList, summary="The patron's new-arrival alerts (SDI)")
 def list_alerts(library: str) -> Response:
     if _native(library):
-        alerts = gw().patron_call(library, "alerts", "alerts", cache=True)
+        alerts = gw().patron(library).alerts()
         return json_response(AlertList(alerts=[_library_alert(a) for a in alerts]))
     acc = gw().account(library)
     return json_response(AlertList(alerts=_store().list(library, acc.card_hash)))
@@ -79,7 +80,7 @@ def create_alert(library: str) -> Response:
     new = body(AlertCreate)
     _check_values(new.conditions)
     if _native(library):
-        alert = gw().patron_call(library, "alerts", "create_alert", new, write=True)
+        alert = gw().patron(library).create_alert(new)
         return json_response(_library_alert(alert), 201)
     acc = gw().account(library)
     return json_response(_store().create(library, acc.card_hash, new), 201)
@@ -99,7 +100,7 @@ def update_alert(library: str, alert_id: str) -> Response:
     changes = body(AlertUpdate)
     _check_values(changes.conditions)
     if _native(library):
-        alert = gw().patron_call(library, "alerts", "update_alert", alert_id, changes, write=True)
+        alert = gw().patron(library).update_alert(alert_id, changes)
         return json_response(_library_alert(alert))
     acc = gw().account(library)
     alert = _store().update(library, acc.card_hash, alert_id, changes)
@@ -112,7 +113,7 @@ def update_alert(library: str, alert_id: str) -> Response:
 @spec(status=204, summary="Delete an alert")
 def delete_alert(library: str, alert_id: str) -> Response:
     if _native(library):
-        gw().patron_call(library, "alerts", "delete_alert", alert_id, write=True)
+        gw().patron(library).delete_alert(alert_id)
         return Response(status=204)
     acc = gw().account(library)
     if not _store().delete(library, acc.card_hash, alert_id):

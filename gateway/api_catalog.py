@@ -20,7 +20,7 @@ def search(library: str) -> Response:
     if not any([q.q, q.title, q.author, q.publisher, q.isbn]):
         raise InvalidRequest("give at least one of q, title, author, publisher, isbn",
                              errors=[{"field": "q", "message": "no search term"}])
-    return json_response(gw().public_call(library, "search", "search", q))
+    return json_response(gw().public(library).search(q))
 
 
 @bp.get("/records/<record_id>")
@@ -28,7 +28,5 @@ def search(library: str) -> Response:
 def record(library: str, record_id: str) -> Response:
     # A circulation protocol without catalogue search (NCIP) can still describe one record
     # with its holdings (LookupItemSet): such adapters declare `availability`.
-    g = gw()
-    caps = g.adapter(library).capabilities
-    capability = "search" if "search" in caps or "availability" not in caps else "availability"
-    return json_response(g.public_call(library, capability, "record", record_id))
+    # (Adapter.record is declared for either capability.)
+    return json_response(gw().public(library).record(record_id))

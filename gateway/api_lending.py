@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from flask import Blueprint, Response
 
+from adapters.base import Adapter
 from core.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.config import ConsortiumConfig
 from gateway.http import body, json_response, spec
@@ -31,8 +32,6 @@ from gateway.runtime import gw
 
 log = logging.getLogger("opacgw.lending")
 bp = Blueprint("lending", __name__)
-
-CAPABILITY = "lending_request"
 
 
 def store() -> LendingStore:
@@ -92,7 +91,7 @@ def refresh(rows: list[StoredRequest]) -> list[StoredRequest]:
     # every supplying library the token holds an account at is asked, even with no rows yet
     for cons in gw().config.consortia.values():
         for lib_id in cons.supplying_libraries:
-            if lib_id in accounts and CAPABILITY in gw().adapter(lib_id).capabilities:
+            if lib_id in accounts and gw().offers(lib_id, Adapter.lending_requests):
                 by_lib.setdefault(lib_id, [])
     out: list[StoredRequest] = []
     for lib_id, lib_rows in by_lib.items():
@@ -102,7 +101,7 @@ def refresh(rows: list[StoredRequest]) -> list[StoredRequest]:
             out += lib_rows
             continue
         try:
-            upstream: list[UpstreamLending] = gw().patron_call(lib_id, CAPABILITY, "lending_requests")
+            upstream = gw().patron(lib_id).lending_requests()
         except GatewayError as err:
             log.info("lending refresh failed library=%s code=%s; serving stored state", lib_id, err.code)
             for r in lib_rows:
@@ -158,10 +157,7 @@ def create() -> Response:
     gw().current()
     _, pickup_id = resolve_pickup(req.supplying_library, req.pickup_library)
     account = gw().account(req.supplying_library)
-    up: UpstreamLending = gw().patron_call(
-        req.supplying_library, CAPABILITY, "create_lending_request",
-        req.record_id, pickup_id, req.pickup_branch, write=True,
-    )
+    up = gw().patron(req.supplying_library).create_lending_request(req.record_id, pickup_id, req.pickup_branch)
     st = store()
     row = st.by_upstream(req.supplying_library, account.card_hash, up.upstream_id)
     if row is None:
@@ -195,7 +191,7 @@ def cancel(request_id: str) -> Response:
     gw().current()
     row = owned(request_id)
     # the upstream is the truth: learn its current state before deciding
-    up_list: list[UpstreamLending] = gw().patron_call(row.supplying_library, CAPABILITY, "lending_requests")
+    up_list = gw().patron(row.supplying_library).lending_requests()
     current = next((u for u in up_list if u.upstream_id == row.upstream_id), None)
     st = store()
     if current is not None and reconcile(row, current):
@@ -207,7 +203,7 @@ def cancel(request_id: str) -> Response:
             f"the request is already {row.status}; a lending request can be cancelled only before it is shipped",
             library=row.supplying_library, status_now=row.status,
         )
-    gw().patron_call(row.supplying_library, CAPABILITY, "cancel_lending_request", row.upstream_id, write=True)
+    gw().patron(row.supplying_library).cancel_lending_request(row.upstream_id)
     row.advance("cancelled")
     st.save(row)
     return Response(status=204)

@@ -72,7 +72,7 @@ def _check_contact(library: str, value: str | None) -> None:
 @bp.get("/patron")
 @spec(response=Profile, summary="The patron's profile at this library")
 def get_profile(library: str) -> Response:
-    return json_response(gw().patron_call(library, "profile", "profile", cache=True))
+    return json_response(gw().patron(library).profile())
 
 
 @bp.patch("/patron")
@@ -91,18 +91,18 @@ def patch_profile(library: str) -> Response:
     ctx = g.current()
     assert ctx is not None
     password = g.vault.get(ctx.token_hash, library)
-    return json_response(g.patron_call(library, "profile_update", "update_profile", changes, password, write=True))
+    return json_response(g.patron(library).update_profile(changes, password))
 
 
 # ------------------------------------------------------------------ loans
 @bp.get("/loans")
 @spec(response=LoanList, summary="Current loans")
 def list_loans(library: str) -> Response:
-    return json_response(LoanList(loans=gw().patron_call(library, "loans", "loans", cache=True)))
+    return json_response(LoanList(loans=gw().patron(library).loans()))
 
 
 def _renew(library: str, loan_ids: list[str] | None) -> list[RenewalResult]:
-    results: list[RenewalResult] = gw().patron_call(library, "renew", "renew", loan_ids, write=True)
+    results: list[RenewalResult] = gw().patron(library).renew(loan_ids)
     _unsettled(results)
     return results
 
@@ -139,7 +139,7 @@ def renew_many(library: str) -> Response:
     if req.all:
         # Every current loan, so that the answer says why each one that cannot be renewed
         # was not (an adapter's "renew all" would silently skip them).
-        loans = gw().patron_call(library, "loans", "loans", cache=True)
+        loans = gw().patron(library).loans()
         ids = [loan.id for loan in loans]
         if not ids:
             return json_response(RenewalResults(results=[]))
@@ -152,7 +152,7 @@ def renew_many(library: str) -> Response:
 @bp.get("/holds")
 @spec(response=HoldList, summary="Holds (reservations) and their states")
 def list_holds(library: str) -> Response:
-    return json_response(HoldList(holds=gw().patron_call(library, "holds", "holds", cache=True)))
+    return json_response(HoldList(holds=gw().patron(library).holds()))
 
 
 @bp.post("/holds")
@@ -163,7 +163,7 @@ def place_holds(library: str) -> Response:
         raise InvalidRequest("record_ids has duplicates", errors=[{"field": "record_ids", "message": "duplicates"}])
     req = req.model_copy(update={"pickup_branch": _check_branch(library, req.pickup_branch, "pickup_branch")})
     _check_contact(library, req.contact_method)
-    results = gw().patron_call(library, "hold_place", "place_holds", req, write=True)
+    results = gw().patron(library).place_holds(req)
     _unsettled(results)
     # One shape for a refusal of the patron as a whole (e.g. 延滞本をお持ちの場合、予約できません):
     # whether the adapter raised it or put it in every result, the answer is a 403.
@@ -182,13 +182,13 @@ def update_hold(library: str, hold_id: str) -> Response:
         raise InvalidRequest("nothing to change", errors=[{"field": "(body)", "message": "empty"}])
     req = req.model_copy(update={"pickup_branch": _check_branch(library, req.pickup_branch, "pickup_branch")})
     _check_contact(library, req.contact_method)
-    return json_response(gw().patron_call(library, "hold_update", "update_hold", hold_id, req, write=True))
+    return json_response(gw().patron(library).update_hold(hold_id, req))
 
 
 @bp.delete("/holds/<hold_id>")
 @spec(status=204, summary="Cancel a hold")
 def cancel_hold(library: str, hold_id: str) -> Response:
-    gw().patron_call(library, "hold_cancel", "cancel_hold", hold_id, write=True)
+    gw().patron(library).cancel_hold(hold_id)
     return Response(status=204)
 
 
@@ -196,20 +196,20 @@ def cancel_hold(library: str, hold_id: str) -> Response:
 @bp.get("/cart")
 @spec(response=Cart, summary="The reservation cart (予約かご) — not holds")
 def get_cart(library: str) -> Response:
-    return json_response(gw().patron_call(library, "cart", "cart", cache=True))
+    return json_response(gw().patron(library).cart())
 
 
 @bp.post("/cart")
 @spec(body=RecordRef, response=Cart, status=201, summary="Put a record in the cart")
 def add_cart(library: str) -> Response:
     req = body(RecordRef)
-    return json_response(gw().patron_call(library, "cart", "cart_add", req.record_id, write=True), 201)
+    return json_response(gw().patron(library).cart_add(req.record_id), 201)
 
 
 @bp.delete("/cart/<record_id>")
 @spec(status=204, summary="Take a record out of the cart")
 def remove_cart(library: str, record_id: str) -> Response:
-    gw().patron_call(library, "cart", "cart_remove", record_id, write=True)
+    gw().patron(library).cart_remove(record_id)
     return Response(status=204)
 
 
@@ -218,64 +218,61 @@ def remove_cart(library: str, record_id: str) -> Response:
 @spec(response=HistoryPage, query=HistoryQuery, summary="Reading history (only kept after opting in)")
 def history(library: str) -> Response:
     q = query(HistoryQuery)
-    return json_response(gw().patron_call(library, "history", "history", q.page, q.per_page, cache=True))
+    return json_response(gw().patron(library).history(q.page, q.per_page))
 
 
 @bp.get("/messages")
 @spec(response=MessageList, query=MessagesQuery, summary="Messages from the library")
 def messages(library: str) -> Response:
     include_read = query(MessagesQuery).include_read
-    return json_response(MessageList(messages=gw().patron_call(library, "messages", "messages", include_read,
-                                                               cache=True)))
+    return json_response(MessageList(messages=gw().patron(library).messages(include_read)))
 
 
 # ------------------------------------------------------------------ shelves
 @bp.get("/shelves")
 @spec(response=ShelfList, summary="Bookshelves (本棚)")
 def list_shelves(library: str) -> Response:
-    return json_response(ShelfList(shelves=gw().patron_call(library, "shelves", "shelves", cache=True)))
+    return json_response(ShelfList(shelves=gw().patron(library).shelves()))
 
 
 @bp.post("/shelves")
 @spec(body=ShelfCreate, response=Shelf, status=201, summary="Create a shelf")
 def create_shelf(library: str) -> Response:
     req = body(ShelfCreate)
-    return json_response(gw().patron_call(library, "shelves", "create_shelf", req.name, write=True), 201)
+    return json_response(gw().patron(library).create_shelf(req.name), 201)
 
 
 @bp.patch("/shelves/<shelf_id>")
 @spec(body=ShelfCreate, response=Shelf, summary="Rename a shelf")
 def rename_shelf(library: str, shelf_id: str) -> Response:
     req = body(ShelfCreate)
-    return json_response(gw().patron_call(library, "shelves", "rename_shelf", shelf_id, req.name, write=True))
+    return json_response(gw().patron(library).rename_shelf(shelf_id, req.name))
 
 
 @bp.delete("/shelves/<shelf_id>")
 @spec(status=204, summary="Delete a shelf (irreversible)")
 def delete_shelf(library: str, shelf_id: str) -> Response:
-    gw().patron_call(library, "shelves", "delete_shelf", shelf_id, write=True)
+    gw().patron(library).delete_shelf(shelf_id)
     return Response(status=204)
 
 
 @bp.get("/shelves/<shelf_id>/items")
 @spec(response=ShelfItems, summary="A shelf's records")
 def shelf_items(library: str, shelf_id: str) -> Response:
-    return json_response(ShelfItems(items=gw().patron_call(library, "shelves", "shelf_items", shelf_id,
-                                                           cache=True)))
+    return json_response(ShelfItems(items=gw().patron(library).shelf_items(shelf_id)))
 
 
 @bp.post("/shelves/<shelf_id>/items")
 @spec(body=RecordRef, response=ShelfItem, status=201, summary="Add a record to a shelf")
 def add_shelf_item(library: str, shelf_id: str) -> Response:
     req = body(RecordRef)
-    return json_response(gw().patron_call(library, "shelves", "add_shelf_item", shelf_id, req.record_id,
-                                          write=True), 201)
+    return json_response(gw().patron(library).add_shelf_item(shelf_id, req.record_id), 201)
 
 
 @bp.delete("/shelves/<shelf_id>/items/<record_id>")
 @spec(status=204, summary="Remove a record from a shelf")
 def remove_shelf_item(library: str, shelf_id: str, record_id: str) -> Response:
-    gw().patron_call(library, "shelves", "remove_shelf_item", shelf_id, record_id, write=True)
+    gw().patron(library).remove_shelf_item(shelf_id, record_id)
     return Response(status=204)
 
 
@@ -285,8 +282,7 @@ def move_shelf_item(library: str, shelf_id: str, record_id: str) -> Response:
     req = body(ShelfMove)
     if req.to_shelf_id == shelf_id:
         raise InvalidRequest("to_shelf_id is the same shelf", errors=[{"field": "to_shelf_id", "message": "same"}])
-    gw().patron_call(library, "shelves", "move_shelf_item", shelf_id, record_id, req.to_shelf_id, req.copy_,
-                     write=True)
+    gw().patron(library).move_shelf_item(shelf_id, record_id, req.to_shelf_id, req.copy_)
     return Response(status=204)
 
 
@@ -294,7 +290,7 @@ def move_shelf_item(library: str, shelf_id: str, record_id: str) -> Response:
 @spec(summary="Download a shelf as CSV", query=ExportQuery, content_type="text/csv")
 def export_shelf(library: str, shelf_id: str) -> Response:
     query(ExportQuery)
-    text = gw().patron_call(library, "shelves", "export_shelf", shelf_id)
+    text = gw().patron(library).export_shelf(shelf_id)
     resp = Response(text, mimetype="text/csv")
     resp.headers["Content-Disposition"] = f'attachment; filename="shelf-{shelf_id}.csv"'
     return resp

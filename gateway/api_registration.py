@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from core.errors import NotSupported, PasswordPolicyViolation
+from adapters.base import Adapter
+from core.errors import PasswordPolicyViolation
 from core.policy import check_password
 from gateway.http import body, json_response, spec
 from gateway.models import PasswordRegistration
 from gateway.runtime import gw, mask, normalize_card
 
 bp = Blueprint("registration", __name__)
-CAPABILITY = "password_register"
 
 
 @bp.post("/v1/libraries/<library>/password-registrations")
@@ -25,9 +25,7 @@ CAPABILITY = "password_register"
       summary="Register the first password of a card (card number + birth date)")
 def register(library: str) -> Response:
     lib = gw().library(library)
-    if CAPABILITY not in gw().adapter(library).capabilities:
-        raise NotSupported(f"{lib.name} does not register passwords through its system",
-                           library=library, capability=CAPABILITY)
+    gw().require(library, Adapter.register_password, f"{lib.name} does not register passwords through its system")
     reg = body(PasswordRegistration)
     violations = check_password(lib.password_policy, reg.new_password)
     if violations:
@@ -37,5 +35,5 @@ def register(library: str) -> Response:
             library=library, violations=violations,
         )
     card = normalize_card(lib, reg.card_number)
-    gw().public_call(library, CAPABILITY, "register_password", card, reg.birth_date, reg.new_password, write=True)
+    gw().public(library).register_password(card, reg.birth_date, reg.new_password)
     return json_response({"library": library, "card_number_masked": mask(card), "registered": True}, status=201)

@@ -90,8 +90,7 @@ def change_password(library: str) -> Response:
             library=library, violations=violations,
         )
     if request.headers.get("Authorization"):
-        g.patron_call(library, "password_change", "change_password", None, req.current_password,
-                      req.new_password, write=True)
+        g.patron(library).change_password(req.current_password, req.new_password)
         ctx = g.current()
         assert ctx is not None
         g.vault.put(ctx.token_hash, library, req.new_password, ctx.record.expires_at.timestamp())
@@ -102,7 +101,6 @@ def change_password(library: str) -> Response:
         card = normalize_card(lib, req.card_number)
         g.throttle.check_client(client_identity())
         # this logs in with current_password: the same failure budget as a login
-        throttled_login(g, library, card, lambda: g.public_call(
-            library, "password_change", "change_password", None, card, req.current_password,
-            req.new_password, write=True))
+        throttled_login(g, library, card, lambda: g.public(library).change_password(
+            card, req.current_password, req.new_password))
     return Response(status=204)

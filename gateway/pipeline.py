@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters import writes
-from adapters.base import Adapter, UpstreamSession
+from adapters.base import Adapter, Operation, UpstreamSession, declared
 from core.errors import (
     GatewayError,
     InternalError,
@@ -43,7 +43,7 @@ class CallPipeline:
     # ------------------------------------------------------------ sessions upstream
     def login(self, library_id: str, card: str, password: str) -> UpstreamSession:
         adapter = self.gw.adapter(library_id)
-        if "login" not in adapter.capabilities:
+        if not self.offered(adapter, self.operation(Adapter.login)):
             raise NotSupported("this library's system offers no patron login", library=library_id)
         # never retried (read=False): libraries count failed logins and lock cards
         return self.gw.guard(library_id).call(lambda: adapter.login(card, password), read=False)
@@ -53,26 +53,31 @@ class CallPipeline:
         self.gw.guard(library_id).call(lambda: adapter.logout(up), read=False)
 
     # ------------------------------------------------------------ calls
-    def public_call(self, library_id: str, capability: str, method: str, *args: Any, write: bool = False) -> Any:
-        """An upstream call with no patron session (catalog; password registration)."""
+    def public(self, library_id: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """A contract method called with no patron session (catalog; password registration)."""
+        op = self.operation(fn)
         adapter = self.gw.adapter(library_id)
-        self.require(adapter, capability)
+        self.require(adapter, op)
+        method = getattr(adapter, op.name)
         try:
-            return self.gw.guard(library_id).call(lambda: getattr(adapter, method)(*args), read=not write)
+            return self.gw.guard(library_id).call(lambda: method(*args), read=not op.write)
         except GatewayError as err:
             err.with_library(library_id)
             raise
 
-    def call_as(self, ctx: SessionContext, library_id: str, capability: str, method: str, *args: Any,
-                write: bool = False, cache: bool = False) -> Any:
-        """An upstream call on a patron's account at one library (usable from worker threads)."""
+    def patron(self, ctx: SessionContext, library_id: str, fn: Callable[..., Any], *args: Any,
+               cache: bool = False) -> Any:
+        """A contract method called on a patron's account at one library (usable from
+        worker threads); ``cache``: a read may be answered from the session's read cache."""
+        op = self.operation(fn)
+        write, method = op.write, op.name
         gw = self.gw
         gw.library(library_id)
         acc = ctx.record.account(library_id)
         if acc is None:
             raise LibraryNotInSession(f"this session holds no account at {library_id!r}", library=library_id)
         adapter = gw.adapter(library_id)
-        self.require(adapter, capability)
+        self.require(adapter, op)
         key = (ctx.token_hash, library_id, method, repr(args))
         if cache and not write:
             hit = gw.cache.get(key)
@@ -135,10 +140,27 @@ class CallPipeline:
                                                read=False)
 
     @staticmethod
-    def require(adapter: Adapter, capability: str) -> None:
-        if capability not in adapter.capabilities:
-            raise NotSupported(f"{adapter.library.name} does not offer {capability!r} through its system",
-                               library=adapter.library.id, capability=capability)
+    def operation(fn: Callable[..., Any]) -> Operation:
+        """The declaration of a contract method (``Adapter.loans``): its capability and kind."""
+        op = declared(fn)
+        if op is None:
+            raise TypeError(f"{fn!r} is not a declared contract method of adapters.base.Adapter")
+        return op
+
+    @staticmethod
+    def offered(adapter: Adapter, op: Operation) -> bool:
+        """Whether this library's adapter offers the operation (per-library capabilities)."""
+        return any(cap in adapter.capabilities for cap in op.capabilities)
+
+    def offers(self, library_id: str, fn: Callable[..., Any]) -> bool:
+        return self.offered(self.gw.adapter(library_id), self.operation(fn))
+
+    @classmethod
+    def require(cls, adapter: Adapter, op: Operation, detail: str | None = None) -> None:
+        """501 not_supported before any call when the library does not offer it."""
+        if not cls.offered(adapter, op):
+            raise NotSupported(detail or f"{adapter.library.name} does not offer {op.capability!r} through its system",
+                               library=adapter.library.id, capability=op.capability)
 
     @staticmethod
     def timed(fn: Callable[[], T]) -> tuple[T | None, GatewayError | None, int]:

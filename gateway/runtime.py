@@ -5,6 +5,7 @@ The work is done elsewhere:
 - ``gateway.secrets``  the secret key;
 - ``gateway.build``    adapters from the configuration;
 - ``gateway.auth``     login, the current session from the bearer token, logout;
+- ``gateway.facade``   the typed calls views make (``gw().patron(library).loans()``);
 - ``gateway.pipeline`` every upstream call (capability check, cache, guard, re-login);
 - ``gateway.sessions`` the encrypted session store and the credential vault.
 """
@@ -25,6 +26,7 @@ from core.errors import GatewayError, NotFound
 from gateway.auth import AccountRef, Sessions, SessionContext, mask, normalize_card
 from gateway.build import build_adapters, make_adapter
 from gateway.config import GatewayConfig, LibraryConfig
+from gateway.facade import PatronCalls, PublicCalls
 from gateway.models import AccountLogin, AccountState
 from gateway.pipeline import CallPipeline
 from gateway.resilience import ReadCache, UpstreamGuard
@@ -131,19 +133,26 @@ class Gateway:
     def accounts(self) -> list[AccountRef]:
         return self.sessions.accounts()
 
-    # ------------------------------------------------------------ upstream calls (gateway.pipeline)
-    def public_call(self, library_id: str, capability: str, method: str, *args: Any, write: bool = False) -> Any:
-        return self.pipeline.public_call(library_id, capability, method, *args, write=write)
+    # ------------------------------------------------------------ upstream calls (gateway.facade)
+    def patron(self, library_id: str, ctx: SessionContext | None = None) -> PatronCalls:
+        """The typed calls on this session's account at a library (``ctx``: an explicit
+        session, e.g. from a worker thread; default: the request's bearer token)."""
+        if ctx is None:
+            ctx = self.current()
+            assert ctx is not None
+        return PatronCalls(self.pipeline, ctx, library_id)
 
-    def patron_call(self, library_id: str, capability: str, method: str, *args: Any,
-                    write: bool = False, cache: bool = False) -> Any:
-        ctx = self.current()
-        assert ctx is not None
-        return self.pipeline.call_as(ctx, library_id, capability, method, *args, write=write, cache=cache)
+    def public(self, library_id: str) -> PublicCalls:
+        """The typed calls at a library that need no patron session (catalog, registration)."""
+        return PublicCalls(self.pipeline, library_id)
 
-    def call_as(self, ctx: SessionContext, library_id: str, capability: str, method: str, *args: Any,
-                write: bool = False, cache: bool = False) -> Any:
-        return self.pipeline.call_as(ctx, library_id, capability, method, *args, write=write, cache=cache)
+    def offers(self, library_id: str, fn: Callable[..., Any]) -> bool:
+        """Whether the library offers a contract method, e.g. ``offers(lib, Adapter.holds)``."""
+        return self.pipeline.offers(library_id, fn)
+
+    def require(self, library_id: str, fn: Callable[..., Any], detail: str | None = None) -> None:
+        """501 not_supported now (before reading a body) unless the library offers ``fn``."""
+        self.pipeline.require(self.adapter(library_id), self.pipeline.operation(fn), detail)
 
     def timed(self, fn: Callable[[], T]) -> tuple[T | None, GatewayError | None, int]:
         return self.pipeline.timed(fn)
