@@ -11,7 +11,7 @@ responder then says the user is unknown / not authenticated, the adapter raises
 memory.  The system itself may be authenticated by HTTP Basic or a bearer token
 (``options.auth``).
 
-Quirks handled (see ``parse.py``): HTTP status lines before the XML, missing
+Quirks handled (see ``parsers.py``, ``problems.py``): HTTP status lines before the XML, missing
 namespace prefix or declaration, HTTP error statuses with XML bodies, partial or
 empty Problems, out-of-order elements, several date formats.  Messages sent are
 built in schema order (``messages.py``) and validated against the XSD in tests.

@@ -1,7 +1,7 @@
 """Builders of the NCIP 2.02 initiation messages the adapter sends.
 
 Each function returns the bytes of one complete ``NCIPMessage``, with elements in
-schema order; ``tests/adapters/test_ncip_schema.py`` validates every one of them
+schema order; ``tests/adapters/ncip/test_schema.py`` validates every one of them
 against the official XSD.  Scheme URIs are the NCIP 2.0 implementation-profile
 schemes where the standard names one.
 """

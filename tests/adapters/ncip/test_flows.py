@@ -80,17 +80,18 @@ def scrub_body(body: bytes | str | None) -> bytes | str | None:
             cards.add(el.text.strip())
             el.text = CARD_PLACEHOLDER
 
-    for ai in root.iter("{*}AuthenticationInput"):
-        kind = (ai.findtext("{*}AuthenticationInputType") or "").strip().lower()
-        data = ai.find("{*}AuthenticationInputData")
-        if data is None:
-            continue
-        if kind in PASSWORD_TYPES:
-            data.text = SCRUBBED
-        else:
-            card(data)
-    for uid in root.iter("{*}UserIdentifierValue"):
-        card(uid)
+    declared = NcipAdapter.secret_fields  # what the adapter says it posts that is secret
+    for name in sorted(declared.secret):  # AuthenticationInputData: a PIN, or the card
+        for data in root.iter("{*}" + name):
+            ai = data.getparent()
+            kind = (ai.findtext("{*}AuthenticationInputType") or "").strip().lower() if ai is not None else ""
+            if kind in PASSWORD_TYPES:
+                data.text = SCRUBBED
+            else:
+                card(data)
+    for name in sorted(declared.cards):
+        for uid in root.iter("{*}" + name):
+            card(uid)
     for problem in root.iter("{*}Problem"):
         element = (problem.findtext("{*}ProblemElement") or "").split("/")[-1].lower()
         if element.startswith(("user", "authentication")):
@@ -119,7 +120,7 @@ def cassette_vcr() -> Any:
         match_on=["method", "path", "ncip_body"],
         matchers={"ncip_body": _ncip_body},
         body_scrubber=scrub_body,
-        drop_headers={"authorization", "cookie", "set-cookie"},
+        drop_headers={"cookie", "set-cookie", *NcipAdapter.secret_fields.headers},
     )
 
 
