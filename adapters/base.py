@@ -68,6 +68,10 @@ if TYPE_CHECKING:
 
 USER_AGENT = "opac-gateway/0.1 (+https://opac-gateway.dev)"
 
+#: called after every upstream HTTP exchange with (library id, method, URL path, status,
+#: milliseconds to the response's headers); the gateway's request log registers here
+UPSTREAM_OBSERVERS: list[Callable[[str, str, str, int, float], None]] = []
+
 
 @dataclass
 class UpstreamSession:
@@ -310,7 +314,7 @@ class Adapter:
             timeout=httpx.Timeout(self.library.timeout),
             headers={"User-Agent": USER_AGENT},
             follow_redirects=kw.pop("follow_redirects", False),
-            event_hooks={"request": [self._count]},
+            event_hooks={"request": [self._count], "response": [self._observed]},
             **kw,
         )
 
@@ -321,6 +325,14 @@ class Adapter:
     def _count(self, request: httpx.Request) -> None:
         with self._count_lock:
             self.request_count += 1
+        request.extensions["opacgw_t0"] = time.perf_counter()
+
+    def _observed(self, response: httpx.Response) -> None:
+        request = response.request
+        t0 = request.extensions.get("opacgw_t0")
+        ms = (time.perf_counter() - t0) * 1000 if t0 is not None else 0.0
+        for observer in UPSTREAM_OBSERVERS:
+            observer(self.library.id, request.method, request.url.path, response.status_code, ms)
 
     @staticmethod
     def keep_cookies(client: httpx.Client, session: UpstreamSession) -> None:

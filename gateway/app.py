@@ -103,6 +103,7 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
     from gateway import idempotency, metrics
 
     metrics.install(app)
+    install_request_log(app)
 
     @app.errorhandler(GatewayError)
     def _gateway_error(err: GatewayError) -> Response:
@@ -139,10 +140,8 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
     idempotency.install(app, gw)
 
     @app.after_request
-    def _log(resp: Response) -> Response:
-        elapsed = (time.perf_counter() - g.get("t0", time.perf_counter())) * 1000
-        # never log bodies, headers or query strings: they may hold card numbers or tokens
-        log.info("%s %s %s %.1fms", request.method, request.path, resp.status_code, elapsed)
+    def _headers(resp: Response) -> Response:
+        # the request's log line is gateway.logs' (JSON, request id, upstream calls)
         resp.headers.setdefault("Cache-Control", "no-store")
         if resp.status_code == 204:
             resp.headers.pop("Content-Type", None)
@@ -155,6 +154,60 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
             if bp is not None:
                 app.register_blueprint(bp)
     return app
+
+
+def install_request_log(app: Flask) -> None:
+    """Request ids, the secrets of each request remembered for redaction, and one JSON
+    `request` line per answer (gateway.logs). Registered first: runs before the client
+    key check, so even a refused request has its id and its line."""
+    from adapters.base import UPSTREAM_OBSERVERS
+    from gateway import logs
+
+    if logs.observe_upstream not in UPSTREAM_OBSERVERS:
+        UPSTREAM_OBSERVERS.append(logs.observe_upstream)
+
+    @app.before_request
+    def _request_id() -> None:
+        g.t0 = time.perf_counter()
+        current = logs.RequestLog(logs.request_id_from(request.headers.get(logs.REQUEST_ID_HEADER)))
+        g.request_log = current
+        g.request_log_token = logs.CURRENT.set(current)
+        auth = request.headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer " and auth[7:].strip():
+            logs.remember(auth[7:].strip(), "token")
+        if request.headers.get("X-API-Key"):
+            logs.remember(request.headers["X-API-Key"], "token")
+        if request.content_length and request.content_length <= app.config["MAX_CONTENT_LENGTH"]:
+            try:
+                logs.remember_body(json.loads(request.get_data(cache=True)))
+            except (ValueError, RecursionError):
+                pass  # not JSON (or nested too deep): the view answers the problem
+
+    @app.after_request
+    def _request_line(resp: Response) -> Response:
+        current = g.get("request_log")
+        if resp.mimetype == "application/json" and resp.status_code == 201:
+            try:
+                logs.remember_body(json.loads(resp.get_data()))  # a new session token
+            except ValueError:
+                pass
+        logs.request_line(log, method=request.method, path=request.path,
+                          route=request.url_rule.rule if request.url_rule is not None else None,
+                          status=resp.status_code, duration_ms=(time.perf_counter() - g.get("t0", 0)) * 1000,
+                          library=(request.view_args or {}).get("library"), client=g.get("client"),
+                          current=current)
+        if current is not None:
+            resp.headers[logs.REQUEST_ID_HEADER] = current.request_id
+        return resp
+
+    @app.teardown_request
+    def _reset(_exc: BaseException | None) -> None:
+        token = g.pop("request_log_token", None)
+        if token is not None:
+            try:
+                logs.CURRENT.reset(token)
+            except ValueError:  # reset from another context (streamed answers)
+                logs.CURRENT.set(None)
 
 
 def _refuse_control_characters_in_url() -> None:

@@ -29,10 +29,10 @@ log = logging.getLogger("opacgw")
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    """JSON lines on stderr, scrubbed of secrets (gateway.logs)."""
+    from gateway import logs
+
+    logs.setup(level)
 
 
 def _port(url: str) -> tuple[str, int]:

@@ -23,6 +23,7 @@ from flask import current_app
 
 from adapters.base import Adapter
 from core.errors import GatewayError, NotFound
+from gateway.logs import ContextExecutor
 from gateway.auth import AccountRef, Sessions, SessionContext, mask, normalize_card
 from gateway.build import build_adapters, make_adapter
 from gateway.config import GatewayConfig, LibraryConfig
@@ -48,7 +49,9 @@ class Gateway:
         self.store = SQLiteSessionStore(self.settings.database)
         self.vault = CredentialVault(self.crypto)
         self.cache = ReadCache(self.settings.read_cache_seconds)
-        self.executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="upstream")
+        # the pool's tasks run in the submitter's context: the request id and its
+        # upstream-call list follow a fan-out (gateway.logs)
+        self.executor: ThreadPoolExecutor = ContextExecutor(max_workers=64, thread_name_prefix="upstream")
         self._guards: dict[str, UpstreamGuard] = {
             lib.id: UpstreamGuard(lib, failures=self.settings.circuit_failures,
                                   reset_seconds=self.settings.circuit_reset_seconds,

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 
+from gateway import logs
 from gateway.app import create_app
 from gateway.config import ENV_CONFIG, load_config
 
 if not os.environ.get(ENV_CONFIG):
     raise SystemExit(f"set {ENV_CONFIG} to the gateway's TOML configuration")
-app = create_app(load_config())
+_config = load_config()
+logs.setup(_config.gateway.log_level)  # JSON lines on stderr, scrubbed of secrets
+app = create_app(_config)
