@@ -71,6 +71,8 @@ USER_AGENT = "opac-gateway/0.1 (+https://opac-gateway.dev)"
 #: called after every upstream HTTP exchange with (library id, method, URL path, status,
 #: milliseconds to the response's headers); the gateway's request log registers here
 UPSTREAM_OBSERVERS: list[Callable[[str, str, str, int, float], None]] = []
+#: called with each cookie value an upstream sets (the gateway's log never shows one)
+UPSTREAM_SECRETS: list[Callable[[str], None]] = []
 
 
 @dataclass
@@ -333,6 +335,11 @@ class Adapter:
         ms = (time.perf_counter() - t0) * 1000 if t0 is not None else 0.0
         for observer in UPSTREAM_OBSERVERS:
             observer(self.library.id, request.method, request.url.path, response.status_code, ms)
+        if UPSTREAM_SECRETS:
+            for header in response.headers.get_list("set-cookie"):
+                value = header.split(";", 1)[0].partition("=")[2].strip().strip('"')
+                for keep in UPSTREAM_SECRETS:
+                    keep(value)
 
     @staticmethod
     def keep_cookies(client: httpx.Client, session: UpstreamSession) -> None:

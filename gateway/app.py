@@ -160,11 +160,13 @@ def install_request_log(app: Flask) -> None:
     """Request ids, the secrets of each request remembered for redaction, and one JSON
     `request` line per answer (gateway.logs). Registered first: runs before the client
     key check, so even a refused request has its id and its line."""
-    from adapters.base import UPSTREAM_OBSERVERS
+    from adapters.base import UPSTREAM_OBSERVERS, UPSTREAM_SECRETS
     from gateway import logs
 
     if logs.observe_upstream not in UPSTREAM_OBSERVERS:
         UPSTREAM_OBSERVERS.append(logs.observe_upstream)
+    if logs.remember_cookie not in UPSTREAM_SECRETS:
+        UPSTREAM_SECRETS.append(logs.remember_cookie)
 
     @app.before_request
     def _request_id() -> None:

@@ -79,9 +79,11 @@ def observe_upstream(library: str, method: str, path: str, status: int | None, m
 
 
 # ------------------------------------------------------------------ secrets
-_KNOWN: TTLCache[str, str] = TTLCache(maxsize=50_000, ttl=24 * 3600)
+# the secrets this process was sent, for a while after (sessions slide for 30 minutes by
+# default); matched by one Aho-Corasick automaton (ahocorasick-rs), rebuilt when one is added
+_KNOWN: TTLCache[str, str] = TTLCache(maxsize=50_000, ttl=12 * 3600)
 _KNOWN_LOCK = threading.Lock()
-_known_re: re.Pattern[str] | None = None
+_automaton: tuple[Any, list[tuple[str, str]]] | None = None
 _MIN_SECRET = 3
 SECRET_FIELDS = frozenset({"password", "current_password", "new_password", "card_number", "token",
                            "birth_date"})
@@ -95,18 +97,21 @@ def _card_variants(raw: str) -> set[str]:
 
 def remember(value: str, kind: str = "secret") -> None:
     """Treat `value` (and, for a card number, its digit forms) as a secret in every log line."""
-    global _known_re
+    global _automaton
     if not isinstance(value, str):
         return
     values = _card_variants(value) if kind == "card_number" else {value}
-    added = False
     with _KNOWN_LOCK:
         for v in values:
             if len(v) >= _MIN_SECRET and v not in _KNOWN:
                 _KNOWN[v] = kind
-                added = True
-        if added:
-            _known_re = None
+                _automaton = None
+
+
+def remember_cookie(value: str) -> None:
+    """An upstream session cookie's value (adapters.base.UPSTREAM_SECRETS): never logged."""
+    if len(value) >= 6:
+        remember(value, "cookie")
 
 
 def remember_body(data: Any) -> None:
@@ -128,30 +133,36 @@ def _mask(kind: str, text: str) -> str:
     return "[redacted]"
 
 
-def _known_pattern() -> re.Pattern[str] | None:
-    global _known_re
+def _matcher() -> tuple[Any, list[tuple[str, str]]] | None:
+    global _automaton
     with _KNOWN_LOCK:
-        if _known_re is None and len(_KNOWN):
-            forms = set()
-            for v in list(_KNOWN):
-                forms.add(v)
-                forms.add(json.dumps(v)[1:-1])  # as it appears inside a JSON string
-            _known_re = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-        return _known_re
+        if _automaton is None and len(_KNOWN):
+            import ahocorasick_rs
+
+            forms: dict[str, str] = {}
+            for v, kind in list(_KNOWN.items()):
+                forms.setdefault(v, kind)
+                forms.setdefault(json.dumps(v)[1:-1], kind)  # as it appears inside a JSON string
+            entries = list(forms.items())
+            _automaton = (ahocorasick_rs.AhoCorasick([f for f, _ in entries],
+                                                     matchkind=ahocorasick_rs.MatchKind.LeftmostLongest), entries)
+        return _automaton
 
 
 def _scrub_known(text: str) -> str:
-    pattern = _known_pattern()
-    if pattern is None:
+    found = _matcher()
+    if found is None:
         return text
-
-    def sub(m: re.Match[str]) -> str:
-        kind = _KNOWN.get(m.group(0))
-        if kind is None:  # the JSON-escaped form of a value
-            kind = next((k for v, k in list(_KNOWN.items()) if json.dumps(v)[1:-1] == m.group(0)), "secret")
-        return _mask(kind, m.group(0))
-
-    return pattern.sub(sub, text)
+    automaton, entries = found
+    out, last = [], 0
+    for index, start, end in automaton.find_matches_as_indexes(text):
+        out.append(text[last:start])
+        out.append(_mask(entries[index][1], text[start:end]))
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
 
 
 _Q = r"""["'\\]*"""  # quotes (and the backslashes of escaped quotes) around a key or value
@@ -160,8 +171,8 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     # Cookie / Set-Cookie / Authorization header values, in any rendering (text, tuples of bytes)
     (re.compile(rf"(?i)((?:set-)?cookie2?|authorization|proxy-authorization|x-api-key){_SEP}"
                 r"([^\r\n'\"\\]+)"), lambda m: m.group(1) + m.group(2) + "[redacted]"),
-    # session cookies wherever they appear (URLs ;jsessionid=, cookie jars)
-    (re.compile(r"(?i)\b(jsessionid|wosid|phpsessid|asp\.net_sessionid|aspsessionid\w*|sessionid|sid|ticket)"
+    # session ids wherever they appear (URLs ;jsessionid= and ?hid_session=, cookie jars)
+    (re.compile(r"(?i)\b([\w.-]*(?:session|wosid|sessid|sid|ticket)[\w.-]*)"
                 r"([=:]\s*)([^;&?#/\s'\"\\<>,]+)"), lambda m: m.group(1) + m.group(2) + "[redacted]"),
     # password and token fields: forms (a=b&), JSON ("a": "b"), keyword args (a='b')
     (re.compile(rf"(?i)([\w.-]*(?:password|passwd|passwort|pwd|secret|token|birth|(?<![a-z])pin(?![a-z]))"
