@@ -30,46 +30,43 @@ from adapters.winj import pages as P
 from tests.adapters.winj.flows import CASES, PAGES, TODAY, live_adapter
 
 
-def _bs_rows(html: str, parser: str, table_sel: str, row_sel: str) -> list[dict[str, str]]:
+def _bs_items(html: str, parser: str, item_sel: str = "ol.list-book > li") -> list[dict[str, Any]]:
+    """The same extraction as the adapter's list parsers: per item the title, the
+    labelled lines of div.column.info and the links (for the ids)."""
     soup = BeautifulSoup(html, parser)
-    table = soup.select_one(table_sel)
+    soup.select_one(".nav-hdg")
     out = []
-    for row in (table.select(row_sel) if table is not None else []):
-        cells = {" ".join(td.get("class") or []): " ".join(td.get_text(" ").split()) for td in row.find_all("td")}
-        a = row.select_one("a[href]")
-        cells["href"] = a["href"] if a is not None else ""
-        out.append(cells)
+    for li in soup.select(item_sel):
+        title = li.select_one("span.title")
+        out.append({"title": " ".join(title.get_text(" ").split()) if title else "",
+                    "lines": [" ".join(p.get_text(" ").split()) for p in li.select("div.column.info p")],
+                    "links": [a.get("href") or "" for a in li.select("a[href]")]})
     return out
 
 
-def _bs_detail(html: str, parser: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+def _bs_detail(html: str, parser: str) -> tuple[dict[str, str], list[list[str]]]:
     soup = BeautifulSoup(html, parser)
     fields = {" ".join(tr.th.get_text().split()): " ".join(tr.td.get_text().split())
-              for tr in soup.select(P.SEL_BIBLIO_ROW) if tr.th and tr.td}
-    holdings = [{" ".join(td.get("class") or []): td.get_text(strip=True) for td in tr.find_all("td")}
-                for tr in soup.select(P.SEL_HOLDING_ROW)]
+              for tr in soup.select("table.tbl-04 tr") if tr.th and tr.td}
+    holdings = [[td.get_text(strip=True) for td in tr.find_all("td")] for tr in soup.select("table.tbl-holding tr")]
     return fields, holdings
 
 
-def _bs_search(html: str, parser: str) -> list[tuple[str, str]]:
+def _bs_result(html: str, parser: str) -> list[Any]:
     soup = BeautifulSoup(html, parser)
-    soup.select_one(P.SEL_HIT_COUNT)
-    return [(li.select_one("a.title")["href"], " ".join(li.get_text(" ").split()))
-            for li in soup.select(P.SEL_RESULT_ITEM)]
+    first = soup.select_one("div#main form p")
+    return [first.get_text() if first else ""] + _bs_items(html, parser, "div#main form ol.list-book > li") + \
+        [" ".join(r.get_text(" ").split()) for r in soup.select("div.report")]
 
 
 # operation → (page file, selectolax parse, BeautifulSoup extraction(html, parser))
 OPERATIONS: dict[str, tuple[str, Callable[[str], Any], Callable[[str, str], Any]]] = {
-    "loans": ("lend_list", lambda h: P.parse_loans(h, "x", TODAY),
-              lambda h, p: _bs_rows(h, p, P.SEL_LEND_TABLE, P.SEL_LEND_ROW)),
-    "renew (result)": ("lend_result", P.parse_extension_result,
-                       lambda h, p: _bs_rows(h, p, "table#extension-result", "tr.ext-row")),
-    "holds": ("reserve_list", lambda h: P.parse_holds(h, "x"),
-              lambda h, p: _bs_rows(h, p, P.SEL_RESERVE_TABLE, P.SEL_RESERVE_ROW)),
-    "cart": ("basket", P.parse_basket, lambda h, p: _bs_rows(h, p, "table#basket-list", "tr.basket-row")),
-    "place hold (result)": ("reserve_result", P.parse_reserve_result,
-                            lambda h, p: _bs_rows(h, p, "table#result-list", "tr.result-row")),
-    "search": ("search_list", lambda h: P.parse_search(h, 1), _bs_search),
+    "loans": ("lend_list", lambda h: P.parse_loans(h, "x", TODAY), _bs_items),
+    "renew (result)": ("lend_result", P.parse_extension_result, _bs_result),
+    "holds": ("reserve_list", lambda h: P.parse_holds(h, "x"), _bs_items),
+    "cart": ("basket", P.parse_basket, _bs_items),
+    "place hold (result)": ("reserve_result", P.parse_reserve_result, _bs_result),
+    "search": ("search_list", lambda h: P.parse_search(h, 1), lambda h, p: _bs_items(h, p, "div.report")),
     "record": ("detail", lambda h: P.parse_record(h, "x"), _bs_detail),
 }
 
