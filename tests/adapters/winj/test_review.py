@@ -187,7 +187,8 @@ def test_core_writes_take_the_per_patron_lock() -> None:
 SELECTOR_CALLS = {"css", "css_first"}
 
 
-@pytest.mark.parametrize("module", ["pages", "account_pages", "account", "holds", "loans", "catalog", "adapter"])
+@pytest.mark.parametrize("module", ["pages", "account_pages", "account", "account_base", "profile", "history", "shelves",
+                                    "alerts", "holds", "loans", "catalog", "adapter", "http", "layout"])
 def test_no_inline_selectors(module: str) -> None:
     tree = ast.parse((ROOT / "adapters" / "winj" / f"{module}.py").read_text(encoding="utf-8"))
     inline = [f"line {n.lineno}: {ast.unparse(n)}" for n in ast.walk(tree)
