@@ -60,7 +60,7 @@ class WinjAccountBase(_Base):
     # ================================================================ helpers
     def _acct_refusal(self, page: Page, *, what: str, limit: int = SHELF_ITEM_LIMIT) -> GatewayError:
         """The portal refused: its message → the matching typed error."""
-        lines = ap.form_errors(page.html) or page.errors()
+        lines = ap.form_errors(page.tree) or page.errors()
         msg = " ".join(lines)
         lib = self.library.id
         if not msg:

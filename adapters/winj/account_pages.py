@@ -170,7 +170,7 @@ def _messages(t: HTMLParser) -> list[str]:
     return [node_text(n) for n in t.css(SEL_MESSAGE) if node_text(n)]
 
 
-def page_messages(html: str) -> list[str]:
+def page_messages(html: str | HTMLParser) -> list[str]:
     """The result/refusal lines a page shows (#message p)."""
     return _messages(tree(html))
 
@@ -255,7 +255,7 @@ def parse_form(node: Node) -> HtmlForm:
 
 
 # ------------------------------------------------------------------ profile
-def find_profile_form(html: str, library: str | None = None) -> HtmlForm:
+def find_profile_form(html: str | HTMLParser, library: str | None = None) -> HtmlForm:
     t = tree(html)
     node = t.css_first(SEL_PROFILE_FORM)
     if node is None:
@@ -267,7 +267,7 @@ def find_profile_form(html: str, library: str | None = None) -> HtmlForm:
     return form
 
 
-def form_errors(html: str) -> list[str]:
+def form_errors(html: str | HTMLParser) -> list[str]:
     t = tree(html)
     out: list[str] = []
     for n in t.css(SEL_ERROR):
@@ -285,7 +285,7 @@ def _dest(form: HtmlForm, stem: str) -> tuple[bool, bool]:
     return form.has(f"chk_{stem}_pc"), form.has(f"chk_{stem}_mb")
 
 
-def profile_from_form(form: HtmlForm, html: str, card_masked: str, library: str | None = None) -> Profile:
+def profile_from_form(form: HtmlForm, html: str | HTMLParser, card_masked: str, library: str | None = None) -> Profile:
     """利用者情報変更 (pre-filled with the current settings) → Profile."""
     emails = []
     for i in (1, 2):
@@ -336,7 +336,7 @@ def profile_from_form(form: HtmlForm, html: str, card_masked: str, library: str 
     )
 
 
-def parse_profile(html: str, card_masked: str, library: str | None = None) -> Profile:
+def parse_profile(html: str | HTMLParser, card_masked: str, library: str | None = None) -> Profile:
     return profile_from_form(find_profile_form(html, library), html, card_masked, library)
 
 
@@ -348,7 +348,7 @@ class ProfileConfirm:
     mail_option: str | None  # the first address offered for the 申請確認メール
 
 
-def parse_profile_confirm(html: str, library: str | None = None) -> ProfileConfirm:
+def parse_profile_confirm(html: str | HTMLParser, library: str | None = None) -> ProfileConfirm:
     """利用者情報変更確認: what the portal is about to store."""
     t = tree(html)
     node = t.css_first(SEL_PROFILE_CONFIRM)
@@ -364,7 +364,7 @@ def parse_profile_confirm(html: str, library: str | None = None) -> ProfileConfi
     )
 
 
-def profile_update_done(html: str) -> bool:
+def profile_update_done(html: str | HTMLParser) -> bool:
     body = tree(html).body
     return bool(TXT_PROFILE_DONE.search(clean(body.text(separator=" ") if body is not None else "")))
 
@@ -400,7 +400,7 @@ def _date(text: str, what: str, library: str | None) -> date:
         raise UpstreamChanged(f"unreadable {what}: {text!r}", library=library) from exc
 
 
-def parse_history(html: str, library: str | None = None) -> HistorySlice:
+def parse_history(html: str | HTMLParser, library: str | None = None) -> HistorySlice:
     """借りたことがある資料 (one page of it)."""
     t = tree(html)
     text = " ".join(_messages(t))
@@ -434,7 +434,7 @@ def parse_history(html: str, library: str | None = None) -> HistorySlice:
 
 
 # ------------------------------------------------------------------ messages
-def parse_messages(html: str, tz: ZoneInfo, library: str | None = None) -> list[Message]:
+def parse_messages(html: str | HTMLParser, tz: ZoneInfo, library: str | None = None) -> list[Message]:
     """通知メッセージ一覧 → messages (newest first, as listed)."""
     t = tree(html)
     table = t.css_first(SEL_MESSAGE_TABLE)
@@ -461,7 +461,7 @@ def parse_messages(html: str, tz: ZoneInfo, library: str | None = None) -> list[
 
 
 # ------------------------------------------------------------------ shelves
-def parse_shelves(html: str, library: str | None = None) -> list[Shelf]:
+def parse_shelves(html: str | HTMLParser, library: str | None = None) -> list[Shelf]:
     """本棚一覧."""
     t = tree(html)
     table = t.css_first(SEL_SHELF_TABLE)
@@ -488,7 +488,7 @@ class ShelfPage:
     total: int
 
 
-def parse_shelf_items(html: str, library: str | None = None) -> ShelfPage:
+def parse_shelf_items(html: str | HTMLParser, library: str | None = None) -> ShelfPage:
     """本棚資料一覧 (one page of it)."""
     t = tree(html)
     heading = t.css_first(SEL_SHELF_HEADING)
@@ -528,7 +528,7 @@ class ConfirmItem:
     bibline: str
 
 
-def parse_confirm_items(html: str, library: str | None = None) -> list[ConfirmItem]:
+def parse_confirm_items(html: str | HTMLParser, library: str | None = None) -> list[ConfirmItem]:
     """The list of a 本棚 confirm screen (作成/削除/資料登録/資料削除/複写/移動確認)."""
     t = tree(html)
     if t.css_first(SEL_SHELF_CONFIRM) is None:
@@ -568,7 +568,7 @@ class SdiRow:
     active: bool
 
 
-def parse_sdi_list(html: str, library: str | None = None) -> list[SdiRow]:
+def parse_sdi_list(html: str | HTMLParser, library: str | None = None) -> list[SdiRow]:
     """新着図書お知らせメール (the list)."""
     t = tree(html)
     table = t.css_first(SEL_SDI_TABLE)
@@ -588,7 +588,7 @@ def parse_sdi_list(html: str, library: str | None = None) -> list[SdiRow]:
     return out
 
 
-def parse_sdi_form(html: str, active: bool, library: str | None = None) -> Alert:
+def parse_sdi_form(html: str | HTMLParser, active: bool, library: str | None = None) -> Alert:
     """新着図書お知らせメール条件入力 pre-filled with a stored alert → Alert."""
     t = tree(html)
     node = t.css_first(SEL_SDI_FORM)
@@ -614,5 +614,5 @@ def parse_sdi_form(html: str, active: bool, library: str | None = None) -> Alert
                  max_results=max_results, active=active, source="library")
 
 
-def is_sdi_confirm(html: str) -> bool:
+def is_sdi_confirm(html: str | HTMLParser) -> bool:
     return tree(html).css_first(SEL_SDI_CONFIRM) is not None

@@ -78,17 +78,17 @@ class WinjAlerts(WinjAccountBase):
         return fields
 
     def _acct_sdi_list(self, client: httpx.Client, session: UpstreamSession) -> list[ap.SdiRow]:
-        return ap.parse_sdi_list(self._get(client, session, ap.SDI_LIST_PATH).html, self.library.id)
+        return ap.parse_sdi_list(self._get(client, session, ap.SDI_LIST_PATH).tree, self.library.id)
 
     def _acct_sdi_register(self, client: httpx.Client, session: UpstreamSession, fields: list[tuple[str, str]],
                            done_key: str, recheck: Callable[[], bool]) -> Page | None:
         """条件入力 → 登録内容確認 → 登録; None when a timeout on 登録 was re-read as done."""
         lib = self.library.id
         confirm = self._post(client, session, ap.SDI_CONFIRM_PATH, fields + [("btn_regist", "登録")])
-        if not ap.is_sdi_confirm(confirm.html):
+        if not ap.is_sdi_confirm(confirm.tree):
             if confirm.tree.css_first(ap.SEL_SDI_FORM) is not None:
                 raise InvalidRequest("the library refused the alert", library=lib,
-                                     upstream_message=" ".join(ap.form_errors(confirm.html)) or None)
+                                     upstream_message=" ".join(ap.form_errors(confirm.tree)) or None)
             raise self._acct_refusal(confirm, what="alert")
         done = self._acct_commit(client, session, ap.SDI_REGIST_PATH, [("btn_commit", "登録")],
                                  recheck=recheck, what="alert")
@@ -108,7 +108,7 @@ class WinjAlerts(WinjAccountBase):
         page = self._get(client, session, ap.SDI_INPUT_PATH, [("no", row.id)])
         if page.tree.css_first(ap.SEL_SDI_FORM) is None:
             raise self._acct_refusal(page, what="alert")
-        return ap.parse_sdi_form(page.html, row.active, self.library.id)
+        return ap.parse_sdi_form(page.tree, row.active, self.library.id)
 
     def _acct_sdi_row(self, client: httpx.Client, session: UpstreamSession, alert_id: str) -> ap.SdiRow:
         rows = self._acct_sdi_list(client, session)
@@ -135,7 +135,7 @@ class WinjAlerts(WinjAccountBase):
             done = self._acct_sdi_register(
                 client, session, fields, "create",
                 recheck=lambda: any(r.title == title for r in self._acct_sdi_list(client, session)))
-            rows = self._acct_sdi_list(client, session) if done is None else ap.parse_sdi_list(done.html, lib)
+            rows = self._acct_sdi_list(client, session) if done is None else ap.parse_sdi_list(done.tree, lib)
             # The portal assigns increasing numbers: ours is the newest of that title.
             mine = [r for r in rows if r.title == title]
             if not mine:
@@ -188,7 +188,7 @@ class WinjAlerts(WinjAccountBase):
         with self._serial(session), self.open(session) as client:
             confirm = self._post(client, session, ap.SDI_DELETE_CONFIRM_PATH, [("hid_no", alert_id),
                                                                                ("btn_delete", "削除")])
-            if not ap.is_sdi_confirm(confirm.html):
+            if not ap.is_sdi_confirm(confirm.tree):
                 raise self._acct_refusal(confirm, what="delete alert")
             done = self._acct_commit(
                 client, session, ap.SDI_DELETE_PATH, [("btn_commit", "削除")], what="delete alert",

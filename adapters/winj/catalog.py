@@ -63,13 +63,13 @@ class WinjCatalog(WinjHttp):
                 and page.tree.css_first(pages.SEL_DETAIL_TBL) is None:
             raise InvalidRequest("the library refused the search", library=self.library.id,
                                  upstream_message=errors[0])
-        return pages.parse_search(page.html, n, self.library.id)
+        return pages.parse_search(page.tree, n, self.library.id)
 
     @translate_transport_errors
     def record(self, record_id: str) -> Record:
         with self.open(None) as client:
             page = self._get(client, None, pages.DETAIL_PATH, [("lang", "ja"), (F_BIBID, record_id)])
-        rec = pages.parse_record(page.html, record_id, self.library.id)
+        rec = pages.parse_record(page.tree, record_id, self.library.id)
         if rec is None:
             raise NotFound(f"no record {record_id!r}", library=self.library.id)
         return rec
@@ -80,14 +80,14 @@ class WinjCatalog(WinjHttp):
         with self.open(None) as client:
             page = self._get(client, None, pages.SEARCH_PATH, self._search_params(SearchQuery(isbn=isbn)))
             if page.tree.css_first(pages.SEL_DETAIL_TBL) is not None:  # one hit: its detail page
-                rec = pages.parse_record(page.html, None, self.library.id)
+                rec = pages.parse_record(page.tree, None, self.library.id)
                 if rec is None:
                     raise UpstreamChanged("a detail page without a record", library=self.library.id)
                 return list(rec.holdings)
-            found = pages.parse_search(page.html, 1, self.library.id)
+            found = pages.parse_search(page.tree, 1, self.library.id)
             for summary in found.records:
                 detail = self._get(client, None, pages.DETAIL_PATH, [("lang", "ja"), (F_BIBID, summary.id)])
-                rec = pages.parse_record(detail.html, summary.id, self.library.id)
+                rec = pages.parse_record(detail.tree, summary.id, self.library.id)
                 if rec is not None:
                     holdings.extend(rec.holdings)
         return holdings

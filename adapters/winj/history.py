@@ -38,7 +38,7 @@ class WinjHistory(WinjAccountBase):
         with self.open(session) as client:
             def fetch(p: int, disp: int) -> ap.HistorySlice:
                 got = self._get(client, session, ap.HISTORY_PATH, [("page", str(p)), ("disp", str(disp))])
-                return ap.parse_history(got.html, self.library.id)
+                return ap.parse_history(got.tree, self.library.id)
 
             if per_page in HISTORY_DISP:
                 s = fetch(page, per_page)
@@ -64,4 +64,4 @@ class WinjHistory(WinjAccountBase):
         params = [("chk_read", "1")] if include_read else None
         with self.open(session) as client:
             page = self._get(client, session, ap.MESSAGES_PATH, params)
-        return ap.parse_messages(page.html, self.library.tz, self.library.id)
+        return ap.parse_messages(page.tree, self.library.tz, self.library.id)

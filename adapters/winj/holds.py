@@ -128,18 +128,18 @@ class WinjHolds(WinjHttp):
         name, value = basket.buttons.get("delete", ("submit_btn_delete", "削除"))
         picks = [("chk_check", basket.entries[rid]) for rid in record_ids]
         confirm_page = self._post(client, session, pages.BASKET_PATH, self._basket_form(basket) + picks + [(name, value)])
-        confirm = pages.parse_basket_delete(confirm_page.html, lib)
+        confirm = pages.parse_basket_delete(confirm_page.tree, lib)
         if sorted(confirm.ids) != sorted(basket.entries[rid] for rid in record_ids):
             raise Conflict("the portal's delete confirm lists other entries; nothing was removed", library=lib)
         done = self._post(client, session, confirm.action, [("hid_idlist", " ".join(confirm.ids)), confirm.submit])
-        return pages.parse_basket(done.html, lib)
+        return pages.parse_basket(done.tree, lib)
 
     def _drop_from_cart(self, client: httpx.Client, session: UpstreamSession, record_ids: list[str]) -> None:
         """Best effort: take ``record_ids`` out of the basket (re-read first)."""
         if not record_ids:
             return
         try:
-            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html, self.library.id)
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).tree, self.library.id)
             present = [rid for rid in record_ids if rid in basket.entries]
             if present:
                 self._delete_entries(client, session, basket, present)
@@ -163,7 +163,7 @@ class WinjHolds(WinjHttp):
                     pages.TXT_CART_DUP in m for m in basket.messages) and (before is None or rid not in before):
                 added.append(rid)
         if basket is None:
-            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html, lib)
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).tree, lib)
         picks = [rid for rid in todo if rid not in results and rid in basket.entries]
         for rid in todo:
             if rid not in results and rid not in basket.entries:
@@ -209,7 +209,7 @@ class WinjHolds(WinjHttp):
         if errors and confirm_page.tree.css_first(pages.SEL_CONFIRM_BUTTON_ANY) is None:
             raise UpstreamError("the portal refused the reservation", library=lib,
                                 upstream_message=pages.reason_text(errors[0]))
-        confirm = pages.parse_reserve_confirm(confirm_page.html, lib)
+        confirm = pages.parse_reserve_confirm(confirm_page.tree, lib)
         if sorted(confirm.records) != sorted(picks):
             raise Conflict("the portal's confirm screen lists other titles than asked for; nothing was reserved",
                            library=lib)
@@ -225,7 +225,7 @@ class WinjHolds(WinjHttp):
             if not writes.unknown_outcome(exc):
                 raise
             return results | self._reserve_after_timeout(client, session, picks, exc)
-        _, lines = pages.parse_reserve_result(done_page.html, lib)
+        _, lines = pages.parse_reserve_result(done_page.tree, lib)
         by_title = {self._title_key(t): rid for rid, t in zip(confirm.records, confirm.titles)}
         placed = {line.record_id or by_title.get(self._title_key(line.title), "") for line in lines if line.ok}
         now = {r.hold.record_id: r.hold for r in self._active_holds(client, session)} if placed else {}
@@ -265,7 +265,7 @@ class WinjHolds(WinjHttp):
 
     def _basket_or_error(self, page: Page, rid: str, results: dict[str, HoldResult]) -> pages.BasketPage:
         """The basket page after 予約かご; a refusal becomes that record's result."""
-        basket = pages.parse_basket(page.html, self.library.id)
+        basket = pages.parse_basket(page.tree, self.library.id)
         try:
             self._raise_cart_error(basket)
         except GatewayError as exc:
@@ -314,7 +314,7 @@ class WinjHolds(WinjHttp):
                 raise Conflict("the library does not let this hold be cancelled online", library=lib)
             confirm = self._post(client, session, pages.RESERVE_CANCEL_PATH, [(F_RESERVE, row.index)])
             self._raise_refusal(confirm)
-            if pages.parse_selected_reserve_nos(confirm.html, pages.SEL_CANCEL_ROW) != [hold_id]:
+            if pages.parse_selected_reserve_nos(confirm.tree, pages.SEL_CANCEL_ROW) != [hold_id]:
                 raise Conflict("the portal's row did not match the hold asked for; nothing was cancelled",
                                library=lib)
             try:
@@ -345,7 +345,7 @@ class WinjHolds(WinjHttp):
                 raise Conflict("the library does not let this hold be changed online", library=lib)
             form_page = self._post(client, session, pages.RESERVE_CHANGE_PATH, [(F_RESERVE, row.index)])
             self._raise_refusal(form_page)
-            if pages.parse_selected_reserve_nos(form_page.html, pages.SEL_CHANGE_ROW) != [hold_id]:
+            if pages.parse_selected_reserve_nos(form_page.tree, pages.SEL_CHANGE_ROW) != [hold_id]:
                 raise Conflict("the portal's row did not match the hold asked for; nothing was changed",
                                library=lib)
             t = form_page.tree
@@ -377,13 +377,13 @@ class WinjHolds(WinjHttp):
     def cart(self, session: UpstreamSession) -> Cart:
         with self.open(session) as client:
             page = self._get(client, session, pages.BASKET_PATH)
-        return Cart(items=pages.parse_basket(page.html, self.library.id).items)
+        return Cart(items=pages.parse_basket(page.tree, self.library.id).items)
 
     @translate_transport_errors
     def cart_add(self, session: UpstreamSession, record_id: str) -> Cart:
         with self._serial(session), self.open(session) as client:
             page = self._add_to_basket(client, session, record_id)
-        basket = pages.parse_basket(page.html, self.library.id)
+        basket = pages.parse_basket(page.tree, self.library.id)
         self._raise_cart_error(basket)
         if record_id not in basket.entries:
             raise UpstreamChanged("the record did not appear in the basket", library=self.library.id)
@@ -402,7 +402,7 @@ class WinjHolds(WinjHttp):
     @translate_transport_errors
     def cart_remove(self, session: UpstreamSession, record_id: str) -> None:
         with self._serial(session), self.open(session) as client:
-            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).html, self.library.id)
+            basket = pages.parse_basket(self._get(client, session, pages.BASKET_PATH).tree, self.library.id)
             if record_id not in basket.entries:
                 raise NotFound(f"record {record_id!r} is not in the cart", library=self.library.id)
             after = self._delete_entries(client, session, basket, [record_id])

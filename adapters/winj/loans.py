@@ -120,7 +120,7 @@ class WinjLoans(WinjHttp):
             return RenewalResult(loan_id=loan_id, ok=False, error=problem(NotRenewable(
                 f"the library refused the renewal: {pages.reason_text(msg)}", reason=renewal_reason(msg),
                 library=lib, upstream_message=pages.reason_text(msg)))), None
-        confirm = pages.parse_extension_confirm(confirm_page.html, lib)
+        confirm = pages.parse_extension_confirm(confirm_page.tree, lib)
         same = (confirm.item_id == row.loan.item_id) if confirm.item_id and row.loan.item_id \
             else (confirm.title == row.loan.title)
         if not same:
@@ -136,7 +136,7 @@ class WinjLoans(WinjHttp):
             if not writes.unknown_outcome(exc):
                 raise
             return self._renewal_after_timeout(client, session, row.loan, exc), None
-        result = pages.parse_extension_result(page.html, lib)
+        result = pages.parse_extension_result(page.tree, lib)
         writes.settle(session, renewals=[loan_id])
         if not result.ok:
             msg = pages.reason_text(result.message)

@@ -181,7 +181,11 @@ def py_codec(charset: str) -> str:
     return H.py_codec(charset) or "utf-8"
 
 
-def tree(page: str | bytes) -> HTMLParser:
+def tree(page: str | bytes | HTMLParser) -> HTMLParser:
+    """A parsed page; an already parsed one as it is (each page is parsed once per request:
+    the adapter hands its ``Page.tree`` to the parsers)."""
+    if isinstance(page, HTMLParser):
+        return page
     return H.tree(page)
 
 
@@ -449,7 +453,7 @@ class ExtensionConfirm:
     submit: tuple[str, str]
 
 
-def parse_extension_confirm(html: str, library: str | None = None) -> ExtensionConfirm:
+def parse_extension_confirm(html: str | HTMLParser, library: str | None = None) -> ExtensionConfirm:
     """貸出延長 confirm: the ``hid_lenid`` it carries, and which loan it names."""
     t = tree(html)
     screen = Screen("貸出延長確認", library)
@@ -476,7 +480,7 @@ class ExtensionResult:
     message: str
 
 
-def parse_extension_result(html: str, library: str | None = None) -> ExtensionResult:
+def parse_extension_result(html: str | HTMLParser, library: str | None = None) -> ExtensionResult:
     """貸出延長 result: 「貸出延長申込が完了しました」 (with the new due date when printed), or
     the 「理由:」 line of a refusal."""
     t = tree(html)
@@ -557,7 +561,7 @@ def parse_hold_items(t: HTMLParser, library: str) -> tuple[list[HoldRow], ListPa
     return out, page
 
 
-def parse_selected_reserve_nos(html: str, selector: str) -> list[str]:
+def parse_selected_reserve_nos(html: str | HTMLParser, selector: str) -> list[str]:
     """The 予約番号 listed on a cancel/change confirm screen."""
     t = tree(html)
     rows = t.css(selector)
@@ -587,7 +591,7 @@ class BasketPage:
         return self.entries
 
 
-def parse_basket(html: str, library: str | None = None) -> BasketPage:
+def parse_basket(html: str | HTMLParser, library: str | None = None) -> BasketPage:
     """予約かご: entries (record ids and their checkbox values), the hidden fields to post
     back, the pickup / contact choices, the expiry controls and the buttons."""
     t = tree(html)
@@ -657,7 +661,7 @@ class DeleteConfirm:
     submit: tuple[str, str]
 
 
-def parse_basket_delete(html: str, library: str | None = None) -> DeleteConfirm:
+def parse_basket_delete(html: str | HTMLParser, library: str | None = None) -> DeleteConfirm:
     t = tree(html)
     screen = Screen("予約かご削除確認", library)
     node = screen.required(t, ('input[name="hid_idlist"]',), "hid_idlist")
@@ -677,7 +681,7 @@ class ReserveConfirm:
     submit: tuple[str, str]
 
 
-def parse_reserve_confirm(html: str, library: str | None = None) -> ReserveConfirm:
+def parse_reserve_confirm(html: str | HTMLParser, library: str | None = None) -> ReserveConfirm:
     """予約内容確認: the titles about to be reserved (record ids from their links), the
     hidden fields, the e-mail select (sent as 送信しない) and the confirm button."""
     t = tree(html)
@@ -705,7 +709,7 @@ class ReserveLine:
     message: str
 
 
-def parse_reserve_result(html: str, library: str | None = None) -> tuple[bool, list[ReserveLine]]:
+def parse_reserve_result(html: str | HTMLParser, library: str | None = None) -> tuple[bool, list[ReserveLine]]:
     """予約結果: (「以下のタイトルについて予約を行いました。」 seen, one line per title): the
     placed titles of the list, and each ``div.report`` with its 「理由:」 line."""
     t = tree(html)
@@ -731,7 +735,7 @@ def parse_reserve_result(html: str, library: str | None = None) -> tuple[bool, l
 
 
 # ------------------------------------------------------------------ catalog
-def parse_search(html: str, page: int, library: str | None = None) -> SearchResult:
+def parse_search(html: str | HTMLParser, page: int, library: str | None = None) -> SearchResult:
     """検索結果一覧 → RecordSummary list, total hits, page.  One hit answers with the
     detail page itself: that record alone."""
     t = tree(html)
@@ -774,7 +778,7 @@ _BIB_LABELS = {"title": ("本タイトル", "タイトル", "書名"), "author":
                "isbn": ("ISBN(13桁)", "ISBN"), "classification": ("分類", "NDC"), "bibid": ("書誌番号", "書誌ID")}
 
 
-def parse_record(html: str, record_id: str | None, library: str | None = None) -> Record | None:
+def parse_record(html: str | HTMLParser, record_id: str | None, library: str | None = None) -> Record | None:
     """資料詳細 (``table.tbl-04``) → Record with holdings; None when the portal says there
     is no such record."""
     t = tree(html)
@@ -820,12 +824,12 @@ def parse_record(html: str, record_id: str | None, library: str | None = None) -
                   holdings=holdings)
 
 
-def parse_loans(html: str, library: str, today: date) -> list[Loan]:
+def parse_loans(html: str | HTMLParser, library: str, today: date) -> list[Loan]:
     """One page of 借りている資料 as loans (the adapter follows the paging)."""
     return [r.loan for r in parse_lend_items(tree(html), library, today)[0]]
 
 
-def parse_holds(html: str, library: str) -> list[Hold]:
+def parse_holds(html: str | HTMLParser, library: str) -> list[Hold]:
     """One page of 予約した資料 as holds (the adapter follows the paging)."""
     return [r.hold for r in parse_hold_items(tree(html), library)[0]]
 

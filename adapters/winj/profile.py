@@ -42,10 +42,10 @@ class WinjProfile(WinjAccountBase):
     # ================================================================ profile
     def _acct_profile_page(self, client: httpx.Client, session: UpstreamSession) -> tuple[Page, ap.HtmlForm]:
         page = self._get(client, session, ap.PROFILE_FORM_PATH)
-        return page, ap.find_profile_form(page.html, self.library.id)
+        return page, ap.find_profile_form(page.tree, self.library.id)
 
     def _acct_profile_of(self, page: Page, form: ap.HtmlForm, session: UpstreamSession) -> Profile:
-        return ap.profile_from_form(form, page.html, self.mask(session.card_number), self.library.id)
+        return ap.profile_from_form(form, page.tree, self.mask(session.card_number), self.library.id)
 
     @translate_transport_errors
     def profile(self, session: UpstreamSession) -> Profile:
@@ -183,12 +183,12 @@ class WinjProfile(WinjAccountBase):
             self._acct_apply(form, changes)
             confirm = self._post(client, session, ap.PROFILE_CONFIRM_PATH, form.fields + [("btn_confirm", "更新")])
             if confirm.tree.css_first(ap.SEL_PROFILE_CONFIRM) is None:
-                errors = ap.form_errors(confirm.html)
+                errors = ap.form_errors(confirm.tree)
                 if errors:
                     raise InvalidRequest("the library refused the change", library=lib,
                                          upstream_message=" ".join(errors))
                 raise UpstreamChanged("no 利用者情報変更確認 screen after the form", library=lib)
-            shown = ap.parse_profile_confirm(confirm.html, lib)
+            shown = ap.parse_profile_confirm(confirm.tree, lib)
             if (pickup_name and shown.pickup != pickup_name) or (
                     changes.keep_history is not None and shown.keep_history != changes.keep_history):
                 raise UpstreamChanged("the confirm screen does not show the requested change", library=lib)
@@ -204,8 +204,8 @@ class WinjProfile(WinjAccountBase):
                 if self._acct_matches(profile, changes, pickup_name):
                     return profile
                 raise UpstreamTimeout("no answer to 更新; the change was not stored", library=lib) from None
-            if not ap.profile_update_done(done.html):
-                errors = ap.form_errors(done.html) or done.errors()
+            if not ap.profile_update_done(done.tree):
+                errors = ap.form_errors(done.tree) or done.errors()
                 if errors:
                     raise UpstreamError("the library did not accept the change", library=lib,
                                         upstream_message=" ".join(errors))

@@ -41,7 +41,7 @@ class WinjShelves(WinjAccountBase):
 
     # ================================================================ shelves
     def _acct_shelf_list(self, client: httpx.Client, session: UpstreamSession) -> list[Shelf]:
-        return ap.parse_shelves(self._get(client, session, ap.SHELF_LIST_PATH).html, self.library.id)
+        return ap.parse_shelves(self._get(client, session, ap.SHELF_LIST_PATH).tree, self.library.id)
 
     def _acct_encodable(self, session: UpstreamSession, field: str, *texts: str | None) -> None:
         """A Shift_JIS / EUC-JP portal cannot store characters outside its charset
@@ -86,7 +86,7 @@ class WinjShelves(WinjAccountBase):
             confirm = self._post(client, session, ap.SHELF_CREATE_CONFIRM_PATH, [("txt_name", name)])
             if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what="create shelf")
-            if [i.title for i in ap.parse_confirm_items(confirm.html, lib)] != [name]:
+            if [i.title for i in ap.parse_confirm_items(confirm.tree, lib)] != [name]:
                 raise UpstreamChanged("本棚作成確認 does not show the name asked for", library=lib)
             done = self._acct_commit(
                 client, session, ap.SHELF_CREATE_PATH, [("btn_commit", "登録")], what="create shelf",
@@ -95,7 +95,7 @@ class WinjShelves(WinjAccountBase):
                 listed = self._acct_shelf_list(client, session)
             else:
                 self._acct_expect(done, TXT_SHELF_DONE["create"], what="create shelf")
-                listed = ap.parse_shelves(done.html, lib)
+                listed = ap.parse_shelves(done.tree, lib)
             for shelf in listed:
                 if shelf.name == name:
                     return shelf
@@ -115,7 +115,7 @@ class WinjShelves(WinjAccountBase):
                 listed = self._acct_shelf_list(client, session)
             else:
                 self._acct_expect(done, TXT_SHELF_DONE["rename"], what="rename shelf")
-                listed = ap.parse_shelves(done.html, lib)
+                listed = ap.parse_shelves(done.tree, lib)
             for shelf in listed:
                 if shelf.id == no:
                     return shelf
@@ -130,7 +130,7 @@ class WinjShelves(WinjAccountBase):
                                                                                  ("btn_delete", "削除")])
             if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what="delete shelf")
-            if len(ap.parse_confirm_items(confirm.html, lib)) != 1:
+            if len(ap.parse_confirm_items(confirm.tree, lib)) != 1:
                 raise UpstreamChanged("本棚削除確認 does not list exactly the shelf asked for", library=lib)
             done = self._acct_commit(
                 client, session, ap.SHELF_DELETE_PATH, [("btn_commit", "削除")], what="delete shelf",
@@ -138,7 +138,7 @@ class WinjShelves(WinjAccountBase):
             if done is None:
                 return
             self._acct_expect(done, TXT_SHELF_DONE["delete"], what="delete shelf")
-            if any(s.id == no for s in ap.parse_shelves(done.html, lib)):
+            if any(s.id == no for s in ap.parse_shelves(done.tree, lib)):
                 raise UpstreamChanged("the shelf is still listed after 削除", library=lib)
 
     @translate_transport_errors
@@ -156,7 +156,7 @@ class WinjShelves(WinjAccountBase):
                              [("shelf", no), ("page", str(page_no)), ("disp", str(SHELF_PAGE))])
             if page.tree.css_first(ap.SEL_SHELF_HEADING) is None:
                 raise self._acct_refusal(page, what="shelf items")
-            got = ap.parse_shelf_items(page.html, self.library.id)
+            got = ap.parse_shelf_items(page.tree, self.library.id)
             items.extend(got.items)
             if not got.items or page_no * SHELF_PAGE >= got.total:
                 return items
@@ -175,7 +175,7 @@ class WinjShelves(WinjAccountBase):
                                  [("hid_shelf", no), ("chk_bib", record_id), button] + (extra or []))
             if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what=f"{done_key} shelf item")
-            listed = ap.parse_confirm_items(confirm.html, lib)
+            listed = ap.parse_confirm_items(confirm.tree, lib)
             if len(listed) != 1:
                 raise UpstreamChanged("the confirm screen does not list exactly the item asked for", library=lib)
 
@@ -201,7 +201,7 @@ class WinjShelves(WinjAccountBase):
                                  [("bibid", record_id), ("rdo_shelf", no), ("btn_select", "選択確定")])
             if confirm.tree.css_first(ap.SEL_SHELF_CONFIRM) is None:
                 raise self._acct_refusal(confirm, what="add shelf item")
-            listed = ap.parse_confirm_items(confirm.html, lib)
+            listed = ap.parse_confirm_items(confirm.tree, lib)
             if len(listed) != 1:
                 raise UpstreamChanged("本棚資料登録確認 does not list exactly one record", library=lib)
             done = self._acct_commit(client, session, ap.SHELF_ADD_PATH, [("btn_commit", "選択確定")],
