@@ -28,10 +28,10 @@ unknown outcome is then taken as the one placed.  Intents older than a day are d
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -43,6 +43,7 @@ from core.models import Hold, HoldResult, Loan, Problem, RenewalResult
 JOURNAL = "writes"
 INTENT_TTL_SECONDS = 24 * 3600
 INACTIVE_HOLD = ("cancelled", "expired")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,28 @@ def unknown_outcome(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.TransportError, UpstreamTimeout, UpstreamUnavailable))
 
 
+class OutcomeUnknown(Exception):
+    """Raised inside an adapter's write flow: the last step's answer was lost (``cause``)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"outcome unknown: {type(cause).__name__}")
+        self.cause = cause
+
+
+def last_step(fn: Callable[[], T]) -> T:
+    """Run a write's last step: a failure that leaves the outcome unknown becomes
+    ``OutcomeUnknown`` (to be settled by a re-read), any other failure passes unchanged."""
+    try:
+        return fn()
+    except Exception as exc:
+        if unknown_outcome(exc):
+            raise OutcomeUnknown(exc) from exc
+        raise
+
+
 def _lost(exc: BaseException, what: str, library: str | None, *, reread_failed: bool) -> GatewayError:
+    if isinstance(exc, OutcomeUnknown):
+        exc = exc.cause
     timeout = isinstance(exc, (httpx.TimeoutException, UpstreamTimeout))
     if reread_failed:
         detail = (f"the library's answer to the {what} was lost and re-reading failed: the outcome is "

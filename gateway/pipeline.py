@@ -9,6 +9,7 @@ Writes invalidate the session's read cache whatever their outcome.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -87,7 +88,8 @@ class CallPipeline:
         if data is None:
             raise Unauthenticated("the session's upstream state cannot be read; log in again", library=library_id)
         up = UpstreamSession.from_dict(data)
-        saved = [up.to_dict()]
+        # a deep copy: to_dict() shares the live cookies/data dicts the adapter mutates
+        saved = [copy.deepcopy(up.to_dict())]
 
         def persist(state: UpstreamSession) -> None:
             # Also called by the adapter mid-write (UpstreamSession.checkpoint): a write's
@@ -97,7 +99,7 @@ class CallPipeline:
                 sealed = gw.crypto.seal(now)
                 gw.store.update_upstream(ctx.token_hash, library_id, sealed)
                 acc.upstream = sealed
-                saved[0] = now
+                saved[0] = copy.deepcopy(now)
 
         up.saver = persist
         guard = gw.guard(library_id)

@@ -28,6 +28,7 @@ list 1 LookupUser; lending cancel 1 CancelRequestItem.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from datetime import date, datetime
@@ -36,6 +37,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from adapters import writes
 from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.ncip import messages as M
 from adapters.ncip import parsers as P
@@ -285,24 +287,32 @@ class NcipAdapter(Adapter):
         results = []
         for lid in loan_ids:
             loan = current.get(lid)
+            settled = writes.settle_renewal(session, loan) if loan is not None else None
+            if settled is not None:  # an earlier attempt whose answer was lost did renew it
+                results.append(settled)
+                continue
             if loan is None:
                 err: GatewayError = NotFound(f"no loan {lid}", library=self._lib)
                 results.append(RenewalResult(loan_id=lid, ok=False, error=Problem(**err.to_problem())))
                 continue
             agency, item = decode_id(lid)
             msg = M.renew_item(self.header, uid, uagency, item, agency)
+            writes.begin_renewals(session, [loan])
             try:
-                raw = self._post(msg)
+                raw = writes.last_step(functools.partial(self._post, msg))
                 r = P.parse_renew_item(raw, library=self._lib, tz=self.library.tz)
-            except httpx.TimeoutException:
-                # Never repeat a write blindly: re-read and see whether the due date moved.
-                results.append(self._renewal_after_timeout(session, loan))
+            except writes.OutcomeUnknown as lost:
+                # Never repeat a write blindly: re-read and compare (adapters.writes).
+                now = self._loans_or_none(session)
+                results.append(writes.renewal_after(session, loan, now, lost, library=self._lib))
                 continue
             except GatewayError as e:
+                writes.settle(session, renewals=[lid])
                 results.append(RenewalResult(loan_id=lid, ok=False, error=Problem(**e.with_library(self._lib).to_problem())))
                 continue
             if r.item_id != item:
                 raise UpstreamChanged(f"renewed item {r.item_id}, asked for {item}", library=self._lib)
+            writes.settle(session, renewals=[lid])
             due = r.due_on or loan.due_on
             results.append(RenewalResult(loan_id=lid, ok=True, loan=loan.model_copy(update={
                 "due_on": due, "overdue": due < self._today(),
@@ -310,17 +320,17 @@ class NcipAdapter(Adapter):
             })))
         return results
 
-    def _renewal_after_timeout(self, session: UpstreamSession, before: Loan) -> RenewalResult:
-        from core.errors import UpstreamTimeout
-
+    def _loans_or_none(self, session: UpstreamSession) -> dict[str, Loan] | None:
         try:
-            after = {loan.id: loan for loan in self.loans(session)}.get(before.id)
-        except Exception:  # noqa: BLE001 - the re-read itself failed: report the timeout
-            after = None
-        if after is not None and after.due_on > before.due_on:
-            return RenewalResult(loan_id=before.id, ok=True, loan=after)
-        err = UpstreamTimeout("no answer to the renewal; the loan is unchanged", library=self._lib)
-        return RenewalResult(loan_id=before.id, ok=False, error=Problem(**err.to_problem()))
+            return {loan.id: loan for loan in self.loans(session)}
+        except (httpx.HTTPError, GatewayError):
+            return None  # the outcome stays unknown; the intent stays for the next attempt
+
+    def _holds_or_none(self, session: UpstreamSession) -> list[Hold] | None:
+        try:
+            return self.holds(session)
+        except (httpx.HTTPError, GatewayError):
+            return None
 
     @translate_transport_errors
     def messages(self, session: UpstreamSession, include_read: bool) -> list[Message]:
@@ -355,18 +365,28 @@ class NcipAdapter(Adapter):
         pickup = self._pickup_location(request.pickup_branch)
         need_before = fmt_datetime(request.expires_on, self.library.tz) if request.expires_on else None
         results = []
+        marks = writes.pending_holds(session, request.record_ids)
+        # earlier requests whose answer was lost: did they place their holds?
+        settled = writes.settle_holds(session, marks, self.holds(session)) if marks else {}
         for rid in request.record_ids:
+            if rid in settled:
+                results.append(settled[rid])
+                continue
             msg = M.request_item(self.header, uid, uagency, record_id=rid, request_type=HOLD_REQUEST_TYPE,
                                  pickup_location=pickup, need_before=need_before)
+            writes.begin_holds(session, [rid])  # the hold list was not read: before=None
             try:
-                raw = self._post(msg)
+                raw = writes.last_step(functools.partial(self._post, msg))
                 r = P.parse_request_item(raw, library=self._lib)
-            except httpx.TimeoutException:
-                results.append(self._hold_after_timeout(session, rid))
+            except writes.OutcomeUnknown as lost:
+                results.append(writes.hold_after(session, writes.HoldMark(rid, None), self._holds_or_none(session),
+                                                 lost, library=self._lib))
                 continue
             except GatewayError as e:
+                writes.settle(session, holds=[rid])
                 results.append(HoldResult(record_id=rid, ok=False, error=Problem(**e.with_library(self._lib).to_problem())))
                 continue
+            writes.settle(session, holds=[rid])
             status = P.HOLD_STATUS.get(norm(r.status), "waiting")
             names = self._pickup_names()
             results.append(HoldResult(record_id=rid, ok=True, hold=Hold(
@@ -396,18 +416,6 @@ class NcipAdapter(Adapter):
                 r = r.model_copy(update={"hold": r.hold.model_copy(update={"pickup_branch": shown[r.hold.id]})})
             out.append(r)
         return out
-
-    def _hold_after_timeout(self, session: UpstreamSession, record_id: str) -> HoldResult:
-        from core.errors import UpstreamTimeout
-
-        try:
-            found = [h for h in self.holds(session) if h.record_id == record_id and h.status != "cancelled"]
-        except Exception:  # noqa: BLE001
-            found = []
-        if found:
-            return HoldResult(record_id=record_id, ok=True, hold=found[-1])
-        err = UpstreamTimeout("no answer to the hold request; no hold was found afterwards", library=self._lib)
-        return HoldResult(record_id=record_id, ok=False, error=Problem(**err.to_problem()))
 
     @translate_transport_errors
     def update_hold(self, session: UpstreamSession, hold_id: str, changes: HoldUpdate) -> Hold:

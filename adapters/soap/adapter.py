@@ -38,6 +38,7 @@ import zeep
 from lxml import etree
 from zeep.exceptions import Error as ZeepError
 
+from adapters import writes
 from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.soap.envelope import SoapFault, build_envelope, find_fault, parse_response
 from adapters.soap.mapping import (
@@ -375,7 +376,7 @@ class SoapAdapter(Adapter):
         """Renew each loan by its own call; refusals are per-loan results.
 
         The loans are read first: an id not among them is ``not_found`` without a write,
-        and after a timeout the re-read loans tell whether the renewal happened.
+        and a renewal whose answer was lost is decided by re-reading them (``adapters.writes``).
         """
         before = {loan.id: loan for loan in self.loans(session)}
         if loan_ids is None:
@@ -384,31 +385,39 @@ class SoapAdapter(Adapter):
             targets = list(dict.fromkeys(loan_ids))
         results: list[RenewalResult] = []
         for loan_id in targets:
-            if loan_id not in before:
+            old = before.get(loan_id)
+            if old is None:
                 results.append(
                     _renewal_failed(loan_id, NotFound("no such loan", library=self.library.id))
                 )
                 continue
-            loan = self._write_once(
-                functools.partial(self._renew_one, session, loan_id),
-                functools.partial(self._renewed_after_all, session, before[loan_id]),
-            )
-            results.append(
-                _renewal_failed(loan_id, loan) if isinstance(loan, GatewayError)
-                else RenewalResult(loan_id=loan_id, ok=True, loan=loan)
-            )
+            settled = writes.settle_renewal(session, old)
+            if settled is not None:  # an earlier attempt whose answer was lost did renew it
+                results.append(settled)
+                continue
+            writes.begin_renewals(session, [old])
+            try:
+                loan = writes.last_step(functools.partial(self._renew_one, session, loan_id))
+            except writes.OutcomeUnknown as lost:
+                now = self._or_none(self.loans, session)
+                results.append(writes.renewal_after(
+                    session, old, {ln.id: ln for ln in now} if now is not None else None, lost,
+                    library=self.library.id))
+                continue
+            except GatewayError as exc:
+                writes.settle(session, renewals=[loan_id])
+                results.append(_renewal_failed(loan_id, exc.with_library(self.library.id)))
+                continue
+            writes.settle(session, renewals=[loan_id])
+            results.append(RenewalResult(loan_id=loan_id, ok=True, loan=loan))
         return results
 
-    def _write_once(self, write: Callable[[], W], reread: Callable[[], W | None]) -> W | GatewayError:
-        """One write of a batch, never repeated: after a timeout the re-read state says whether
-        it happened (else the timeout stands); a refusal is returned for that item's result."""
+    def _or_none(self, read: Callable[[UpstreamSession], list[W]], session: UpstreamSession) -> list[W] | None:
+        """A re-read after a lost answer; None when it fails too (the outcome stays unknown)."""
         try:
-            return write()
-        except UpstreamTimeout as exc:
-            done = reread()
-            return done if done is not None else exc.with_library(self.library.id)
-        except GatewayError as exc:
-            return exc.with_library(self.library.id)
+            return read(session)
+        except GatewayError:
+            return None
 
     def _renew_one(self, session: UpstreamSession, loan_id: str) -> Loan:
         op = self.options.operations.renew
@@ -426,19 +435,6 @@ class SoapAdapter(Adapter):
             raise UpstreamChanged(f"the library renewed {loan.id!r} instead of {loan_id!r}")
         return loan
 
-    def _renewed_after_all(self, session: UpstreamSession, old: Loan) -> Loan | None:
-        """After a timed-out renewal: the loan if the re-read shows it renewed, else None."""
-        try:
-            now = {loan.id: loan for loan in self.loans(session)}
-        except GatewayError:
-            return None
-        loan = now.get(old.id)
-        if loan is None:
-            return None
-        if loan.due_on > old.due_on or (loan.times_renewed or 0) > (old.times_renewed or 0):
-            return loan
-        return None
-
     @_guarded
     def holds(self, session: UpstreamSession) -> list[Hold]:
         op = self.options.operations.holds
@@ -451,7 +447,14 @@ class SoapAdapter(Adapter):
         pickup = self._pickup_code(session, request.pickup_branch)
         contact = self._contact_code(request.contact_method)
         results: list[HoldResult] = []
-        for record_id in dict.fromkeys(request.record_ids):
+        wanted = list(dict.fromkeys(request.record_ids))
+        marks = writes.pending_holds(session, wanted)
+        # earlier requests whose answer was lost: did they place their holds?
+        settled = writes.settle_holds(session, marks, self.holds(session)) if marks else {}
+        for record_id in wanted:
+            if record_id in settled:
+                results.append(settled[record_id])
+                continue
             values = self._values(
                 session,
                 record_id=record_id,
@@ -459,14 +462,20 @@ class SoapAdapter(Adapter):
                 contact_code=contact,
                 expires_on=request.expires_on,
             )
-            hold = self._write_once(
-                functools.partial(self._place_one, session, record_id, values),
-                functools.partial(self._hold_for, session, record_id),
-            )
-            results.append(
-                _hold_failed(record_id, hold) if isinstance(hold, GatewayError)
-                else HoldResult(record_id=record_id, ok=True, hold=hold)
-            )
+            writes.begin_holds(session, [record_id])  # the hold list was not read: before=None
+            try:
+                hold = writes.last_step(functools.partial(self._place_one, session, record_id, values))
+            except writes.OutcomeUnknown as lost:
+                results.append(writes.hold_after(session, writes.HoldMark(record_id, None),
+                                                 self._or_none(self.holds, session), lost,
+                                                 library=self.library.id))
+                continue
+            except GatewayError as exc:
+                writes.settle(session, holds=[record_id])
+                results.append(_hold_failed(record_id, exc.with_library(self.library.id)))
+                continue
+            writes.settle(session, holds=[record_id])
+            results.append(HoldResult(record_id=record_id, ok=True, hold=hold))
         return results
 
     def _place_one(self, session: UpstreamSession, record_id: str, values: dict[str, Any]) -> Hold:

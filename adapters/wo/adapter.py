@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from adapters import html
+from adapters import html, writes
 from adapters.base import Adapter, SecretFields, UpstreamSession, translate_transport_errors
 from adapters.wo import parse
 from core.errors import (
@@ -43,7 +43,6 @@ from core.errors import (
     PasswordPolicyViolation,
     SessionExpired,
     UpstreamError,
-    UpstreamTimeout,
 )
 from core.models import (
     Hold,
@@ -389,7 +388,10 @@ class WoAdapter(Adapter):
         targets = []
         for lid in wanted:
             loan = before.get(lid)
-            if loan is None:
+            settled = writes.settle_renewal(session, loan) if loan is not None else None
+            if settled is not None:  # an earlier attempt whose answer was lost did renew it
+                results[lid] = settled
+            elif loan is None:
                 results[lid] = _failed(lid, NotFound(f"no loan {lid}", library=self.library.id))
             elif not loan.renewable:
                 results[lid] = _failed(lid, NotRenewable(
@@ -400,11 +402,15 @@ class WoAdapter(Adapter):
         if targets:
             data: dict[str, Any] = {FIELD_TOKEN: session.data.get("ctkn", ""), "chk_shiryo": targets}
             data = self._confirmed(session, PATH_RENEW, data, "延長する")
+            writes.begin_renewals(session, [before[lid] for lid in targets])
             try:
-                done = self._post(session, PATH_RENEW, {**data, "btn_exe": "実行"})
-            except httpx.TimeoutException:
-                # a write is never repeated: re-read to learn what happened
-                return self._renewal_after_timeout(session, wanted, targets, before, results)
+                done = writes.last_step(lambda: self._post(session, PATH_RENEW, {**data, "btn_exe": "実行"}))
+            except writes.OutcomeUnknown as lost:
+                # a write is never repeated: re-read to learn what happened (adapters.writes)
+                after = self._loans_or_none(session)
+                for lid in targets:
+                    results[lid] = writes.renewal_after(session, before[lid], after, lost, library=self.library.id)
+                return [results[lid] for lid in wanted]
             lines = {ln.item_id: ln for ln in parse.parse_renewal_results(done)}
             after = None
             for lid in targets:
@@ -414,26 +420,28 @@ class WoAdapter(Adapter):
                 if line.ok:
                     after = after if after is not None else {ln.id: ln for ln in self.loans(session)}
                     loan = after.get(lid)
+                    if loan is None:
+                        raise html.changed(f"the renewed item {lid} is not listed", screen="loan list",
+                                           library=self.library.id)
                     results[lid] = RenewalResult(loan_id=lid, ok=True, loan=loan)
                 else:
                     results[lid] = _failed(lid, NotRenewable(
                         "the library refused the renewal", reason=parse.refusal_reason(line.message),
                         library=self.library.id, upstream_message=line.message))
+            writes.settle(session, renewals=targets)
         return [results[lid] for lid in wanted]
 
-    def _renewal_after_timeout(
-        self, session: UpstreamSession, wanted: list[str], targets: list[str],
-        before: dict[str, Loan], results: dict[str, RenewalResult],
-    ) -> list[RenewalResult]:
-        after = {ln.id: ln for ln in self.loans(session)}
-        for lid in targets:
-            old, new = before[lid], after.get(lid)
-            if new is not None and (new.times_renewed or 0) > (old.times_renewed or 0):
-                results[lid] = RenewalResult(loan_id=lid, ok=True, loan=new)
-            else:
-                results[lid] = _failed(lid, UpstreamTimeout("the renewal was not confirmed in time",
-                                                             library=self.library.id))
-        return [results[lid] for lid in wanted]
+    def _loans_or_none(self, session: UpstreamSession) -> dict[str, Loan] | None:
+        try:
+            return {ln.id: ln for ln in self.loans(session)}
+        except (httpx.HTTPError, GatewayError):
+            return None  # the outcome stays unknown; the intent stays for the next attempt
+
+    def _holds_or_none(self, session: UpstreamSession) -> list[Hold] | None:
+        try:
+            return self.holds(session)
+        except (httpx.HTTPError, GatewayError):
+            return None
 
     @translate_transport_errors
     def holds(self, session: UpstreamSession) -> list[Hold]:
@@ -455,11 +463,25 @@ class WoAdapter(Adapter):
             branch_code = branch.code
         placed: dict[str, str] = {}
         results: dict[str, HoldResult] = {}
+        lost: dict[str, writes.OutcomeUnknown] = {}
+        marks = writes.pending_holds(session, request.record_ids)
+        if marks:  # earlier requests whose answer was lost: did they place their holds?
+            results.update(writes.settle_holds(session, marks, self.holds(session)))
         for rid in request.record_ids:
+            if rid in results:
+                continue
             try:
                 placed[rid] = self._place_one(session, rid, branch_code, request.contact_method)
+            except writes.OutcomeUnknown as exc:
+                lost[rid] = exc
             except GatewayError as exc:
+                writes.settle(session, holds=[rid])
                 results[rid] = HoldResult(record_id=rid, ok=False, error=exc.with_library(self.library.id).to_problem())
+        if lost:
+            now = self._holds_or_none(session)
+            for rid, cause in lost.items():
+                results[rid] = writes.hold_after(session, writes.HoldMark(rid, None), now, cause,
+                                                 library=self.library.id)
         if placed:
             by_id = {h.id: h for h in self.holds(session)}
             for rid, hid in placed.items():
@@ -467,6 +489,7 @@ class WoAdapter(Adapter):
                 if hold is None:
                     raise html.changed(f"the new hold {hid} is not listed", screen="hold list", library=self.library.id)
                 results[rid] = HoldResult(record_id=rid, ok=True, hold=hold)
+            writes.settle(session, holds=placed)
         return [results[rid] for rid in request.record_ids]
 
     def _place_one(self, session: UpstreamSession, record_id: str, branch_code: str | None,
@@ -483,7 +506,9 @@ class WoAdapter(Adapter):
                                      library=self.library.id)
         data = {FIELD_TOKEN: token, "bibid": record_id, "sel_uktr": branch, "sel_cntct": contact_code}
         data = self._confirmed(session, PATH_HOLD_ENTRY, data, "確認")
-        done = self._executed(session, PATH_HOLD_ENTRY, data, "予約する", MSG_HOLD_ACCEPTED)
+        writes.begin_holds(session, [record_id])  # the hold list was not read: before=None
+        done = writes.last_step(lambda: self._executed(session, PATH_HOLD_ENTRY, data, "予約する",
+                                                       MSG_HOLD_ACCEPTED))
         return parse.parse_hold_number(done)
 
     @translate_transport_errors
