@@ -24,6 +24,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from adapters.winj import pages as winj_pages
 from fixtures.registry import RunningServer, serve_app, simulators
 from gateway.config import GatewayConfig, sandbox_config
 from tests.test_conformance import _rewired
@@ -91,7 +92,7 @@ def _soap_records(library: str) -> Callable[[Any], list[str]]:
 ROWS = [
     Row("kagoshima-pref", "winj", ("9999999999", "20211030"), ("8000000001", "19800101"),
         ("9999999999", "20211030"), frozenset({"overdue", "reserved", "already_renewed"}),
-        _form_post("lend-extension.do"), _form_post("reserve-confirm.do"), _searched("サンタクロース")),
+        _form_post("", b"hid_lenid"), _form_post(winj_pages.RESERVE_CONFIRM_PATH), _searched("サンタクロース")),
     Row("yamaguchi-pref", "wo", ("1000000002", "Suou-Hanako2026"), ("1000000002", "Suou-Hanako2026"),
         ("1000000003", "Choshu!1868"), frozenset({"already_renewed", "reserved"}),
         _form_post("usr_lend_ext", b"btn_exe"), _form_post("rsv_entry", b"btn_exe"), _searched("の")),
