@@ -86,6 +86,8 @@ _CHARSET_META = re.compile(rb"<meta\b[^>]*?charset\s*=\s*[\"']?([A-Za-z0-9_\-.:]
 META_SCAN_BYTES = 4096
 #: detector results with more "chaos" than this (charset-normalizer's mess ratio) are refused
 MAX_CHAOS = 0.1
+#: undecodable bytes tolerated in a page whose declared charset is otherwise right
+MAX_STRAY_BYTES = 2
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "UTF-8"),
     (codecs.BOM_UTF16_LE, "UTF-16LE"),
@@ -139,7 +141,8 @@ def decode_page(content: bytes, content_type: str | None = None, *, what: str = 
     """Bytes of a page → text, by its declared charset, else UTF-8 or a confident detection.
 
     An undeclared page whose encoding cannot be recognised with confidence is
-    ``UpstreamChanged``, never text with replacement characters.
+    ``UpstreamChanged``, never text with replacement characters; so is a page that is
+    not in the charset it declares, unless a confident detection reads it.
     """
     declared = declared_charset(content, content_type)
     if declared is not None:
@@ -148,24 +151,41 @@ def decode_page(content: bytes, content_type: str | None = None, *, what: str = 
         body = content
         if source == "bom":
             body = content[len(next(b for b, n in _BOMS if n == name)):]
-        # the portal said which charset: a stray undecodable byte is the portal's, and
-        # is not a reason to refuse the whole page
-        return Decoded(body.decode(codec, errors="replace"), name, source)
+        try:
+            return Decoded(body.decode(codec), name, source)
+        except UnicodeDecodeError:
+            pass
+        # A few stray bytes are the portal's and do not refuse the page.  More means the
+        # declaration is wrong (a UTF-8 header on a Shift_JIS page): a confident detection
+        # reads it; anything else would be mojibake, so it is 502.
+        text = body.decode(codec, errors="replace")
+        if text.count("\ufffd") <= MAX_STRAY_BYTES:
+            return Decoded(text, name, source)
+        detected = _detect(body)
+        if detected is None:
+            raise UpstreamChanged(f"the {what} is not in the {name} it declares", library=library)
+        return detected
     try:
         return Decoded(content.decode("utf-8"), "UTF-8", "utf-8")
     except UnicodeDecodeError:
         pass
-    best = from_bytes(content).best()
-    if best is None or best.chaos > MAX_CHAOS:
+    detected = _detect(content)
+    if detected is None:
         raise UpstreamChanged(
             f"the {what} declares no charset and its encoding could not be recognised", library=library)
+    return detected
+
+
+def _detect(content: bytes) -> Decoded | None:
+    """A confident detection (charset-normalizer) that decodes cleanly, else None."""
+    best = from_bytes(content).best()
+    if best is None or best.chaos > MAX_CHAOS:
+        return None
     codec = py_codec(best.encoding) or best.encoding
     try:
-        decoded = content.decode(codec)
+        return Decoded(content.decode(codec), best.encoding, "detected")
     except (UnicodeDecodeError, LookupError):
-        raise UpstreamChanged(
-            f"the {what} declares no charset and its encoding could not be recognised", library=library) from None
-    return Decoded(decoded, best.encoding, "detected")
+        return None
 
 
 def decode(content: bytes, content_type: str | None = None, *, what: str = "page",

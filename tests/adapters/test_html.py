@@ -76,6 +76,23 @@ def test_an_undeclared_page_that_cannot_be_recognised_is_upstream_changed() -> N
         html.decode(noise, "text/html", what="loan list")
 
 
+def test_a_wrong_declaration_is_rescued_by_a_confident_detection() -> None:
+    raw = WO_LOANS.read_bytes()  # Shift_JIS, served with a UTF-8 header
+    declared = html.decode(raw, "text/html; charset=Shift_JIS")
+    d = html.decode_page(raw.replace(b"charset=Shift_JIS", b"charset=UTF-8"), "text/html; charset=UTF-8")
+    assert d.source == "detected" and "\ufffd" not in d.text
+    assert d.text == declared.replace("charset=Shift_JIS", "charset=UTF-8")
+
+
+def test_a_few_stray_bytes_in_a_declared_page_are_tolerated_more_are_502() -> None:
+    page = PAGE.encode()
+    one = page.replace("山口".encode(), b"\xff")
+    assert html.decode(one, "text/html; charset=UTF-8").count("\ufffd") == 1
+    noise = page + bytes(range(128, 256)) * 20
+    with pytest.raises(UpstreamChanged, match="not in the UTF-8 it declares"):
+        html.decode(noise, "text/html; charset=UTF-8")
+
+
 # ------------------------------------------------------------------ text
 def test_clean_collapses_nbsp_fullwidth_spaces_and_line_breaks() -> None:
     t = html.tree("<p>  山口\u3000県立&nbsp;&nbsp;図書館\r\n\t<br>本館\u200b </p>")

@@ -32,6 +32,15 @@ def test_decode_uses_windows_31j_for_shift_jis_and_falls_back_to_meta() -> None:
     assert parse.decode("山口".encode(), None) == "山口"
 
 
+def test_an_undeclared_shift_jis_loans_page_gives_the_right_titles() -> None:
+    """#16.10: no charset in the header or the page: detected, never mojibake."""
+    raw = (PAGES / "lend.html").read_bytes().replace(b"; charset=Shift_JIS", b"")
+    loans = parse.parse_loans(parse.decode(raw, "text/html"), LIB, TODAY)
+    assert [l.title for l in loans] == [l.title for l in parse.parse_loans(page("lend.html"), LIB, TODAY)]
+    assert loans and all("\ufffd" not in l.title for l in loans)
+    assert "羅生門・鼻" in {l.title for l in loans}
+
+
 def test_pages_are_scrubbed() -> None:
     for p in PAGES.glob("*.html"):
         text = page(p.name)
