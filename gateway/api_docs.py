@@ -125,6 +125,42 @@ EXAMPLES: dict[str, Any] = {
                              "pickup_library": "yamaguchi-pref", "pickup_branch": "防府市立防府図書館"},
 }
 
+_LOAN = {"id": "3468000002", "library": "kagoshima-pref", "record_id": "1000000003", "title": "悪意",
+         "author": "東野 圭吾 / 著", "item_id": "3468000002", "loaned_on": "2026-11-15", "due_on": "2026-11-29",
+         "overdue": True, "renewable": False, "not_renewable_reason": "overdue", "times_renewed": 0,
+         "branch": "奄美図書館"}
+_RENEWED = {**_LOAN, "id": "3468000001", "record_id": "1000000002", "title": "赤松小三郎ともう一つの明治維新",
+            "author": "関 良基 / 著", "item_id": "3468000001", "loaned_on": "2026-11-30", "due_on": "2026-12-19",
+            "overdue": False, "not_renewable_reason": "already_renewed", "times_renewed": 1, "branch": "本館こども"}
+_REFUSED = {"type": "https://opac-gateway.dev/problems/not_renewable", "title": "The loan cannot be renewed",
+            "status": 422, "code": "not_renewable", "detail": "the portal offers no renewal for this loan",
+            "library": "kagoshima-pref", "reason": "overdue", "upstream_message": "延滞"}
+# One example per response body of the most used operations, as the sandbox answers them
+# (GET /v1/libraries's is this gateway's own first library, built when the document is).
+RESPONSE_EXAMPLES: dict[str, Any] = {
+    "SessionOut": {"token": "HzbFdhw34nv4SlCqEiMSCvBMi286iXQwH7k9gz_rN6U", "expires_at": "2026-12-04T20:20:39Z",
+                   "accounts": [{"library": "kagoshima-pref", "ok": True, "card_number_masked": "******9999"}]},
+    "LoanList": {"loans": [_LOAN]},
+    "MergedLoans": {"loans": [_LOAN], "sources": [{"library": "kagoshima-pref", "ok": True, "elapsed_ms": 41}]},
+    "RenewalResults": {"results": [{"loan_id": "3468000002", "ok": False, "error": _REFUSED},
+                                   {"loan_id": "3468000001", "ok": True, "loan": _RENEWED}]},
+    "LoanOut": {"loan": _RENEWED},
+    "Summary": {"text": "You have one loan at 鹿児島県立図書館. “悪意” is overdue; please return it soon.",
+                "loans": [_LOAN], "due_soon": [], "overdue": [_LOAN], "ready_holds": [],
+                "sources": [{"library": "kagoshima-pref", "ok": True, "elapsed_ms": 41}]},
+}
+
+
+def _library_example() -> dict[str, Any] | None:
+    from gateway.api_libraries import library_out
+    from gateway.http import dump
+    from gateway.runtime import gw
+
+    g = gw()
+    first = next(iter(g.config.libraries), None)
+    return {"libraries": [dump(library_out(g, first))]} if first else None
+
+
 _TAGS = (("/v1/sessions", "sessions"), ("/v1/libraries/{library}/password", "sessions"),
          ("/v1/libraries/{library}/records", "catalog"), ("/v1/libraries/{library}/alerts", "alerts"),
          ("/v1/libraries/{library}/", "patron"), ("/v1/libraries", "libraries"),
@@ -257,7 +293,12 @@ def build_openapi() -> dict[str, Any]:
                 op["requestBody"] = {"required": True, "content": {"application/json": content}}
             ok: dict[str, Any] = {"description": "OK" if meta["status"] != 204 else "Done"}
             if meta["response"] is not None:
-                ok["content"] = {"application/json": {"schema": _ref(meta["response"], components)}}
+                media: dict[str, Any] = {"schema": _ref(meta["response"], components)}
+                name = meta["response"].__name__
+                example = _library_example() if name == "LibraryList" else RESPONSE_EXAMPLES.get(name)
+                if example is not None:
+                    media["example"] = example
+                ok["content"] = {"application/json": media}
             elif meta["content_type"]:
                 ok["content"] = {meta["content_type"]: {"schema": {"type": "string"}}}
             responses: dict[str, Any] = {str(meta["status"]): ok}

@@ -210,9 +210,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     """The gateway's tools over MCP stdio; they call the gateway at OPACGW_URL with OPACGW_TOKEN."""
     from gateway.mcp_tools import run_stdio
 
-    # stdout carries the protocol: every log line goes to stderr
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from gateway import logs
+
+    # stdout carries the protocol: log lines go to stderr, JSON, without the token
+    logs.setup("WARNING", sys.stderr)
+    if os.environ.get("OPACGW_TOKEN"):
+        logs.remember(os.environ["OPACGW_TOKEN"], "token")
     run_stdio(url=args.url)
     return 0
 

@@ -145,6 +145,22 @@ def test_every_request_body_has_a_valid_example(doc) -> None:
     assert bodies >= 15
 
 
+def test_response_examples_are_valid(doc) -> None:
+    seen = set()
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            for status, resp in op["responses"].items():
+                media = resp.get("content", {}).get("application/json")
+                if not media or "example" not in media or not status.startswith("2"):
+                    continue
+                name = media["schema"]["$ref"].rsplit("/", 1)[1]
+                getattr(models, name).model_validate(media["example"])
+                seen.add(name)
+    assert set(api_docs.RESPONSE_EXAMPLES) | {"LibraryList"} <= seen
+    libraries = _op(doc, "GET", "/v1/libraries")["responses"]["200"]["content"]["application/json"]["example"]
+    assert libraries["libraries"][0]["id"] == "alpha"  # this gateway's own first library
+
+
 def test_the_tables_name_real_operations(sandbox) -> None:
     from gateway.app import create_app
     from gateway.sandbox_admin import bp
