@@ -177,3 +177,10 @@ def test_mapped_dates_and_numbers() -> None:
     assert s.mapped(int, "7", "count") == 7
     with pytest.raises(UpstreamChanged, match="unreadable count 'x'"):
         s.mapped(int, "x", "count")
+
+
+def test_the_kit_passes_mypy_strict(tmp_path: Path) -> None:
+    mypy_api = pytest.importorskip("mypy.api")
+    out, err, status = mypy_api.run(["--strict", "--ignore-missing-imports", "--follow-imports=silent",
+                                     "--cache-dir", str(tmp_path / "mypy-cache"), str(ROOT / "adapters" / "html.py")])
+    assert status == 0, out + err
