@@ -148,7 +148,7 @@ _deadline = threading.local()
 
 def _bounded(timeout: float | None, kind: type[Exception]) -> float | None:
     """``timeout`` cut to what is left of the current request's total deadline."""
-    at = getattr(_deadline, "at", None)
+    at: float | None = getattr(_deadline, "at", None)
     if at is None:
         return timeout
     left = at - time.monotonic()
