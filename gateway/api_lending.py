@@ -148,6 +148,26 @@ def owned(request_id: str) -> StoredRequest:
     return row
 
 
+def cancel_request(row: StoredRequest) -> None:
+    """Cancel at the supplying library unless it is too late (409); already cancelled is fine."""
+    # the upstream is the truth: learn its current state before deciding
+    up_list = gw().patron(row.supplying_library).lending_requests()
+    current = next((u for u in up_list if u.upstream_id == row.upstream_id), None)
+    st = store()
+    if current is not None and reconcile(row, current):
+        st.save(row)
+    if row.status == "cancelled":
+        return
+    if row.status not in CANCELLABLE:
+        raise Conflict(
+            f"the request is already {row.status}; a lending request can be cancelled only before it is shipped",
+            library=row.supplying_library, status_now=row.status,
+        )
+    gw().patron(row.supplying_library).cancel_lending_request(row.upstream_id)
+    row.advance("cancelled")
+    st.save(row)
+
+
 # ---------------------------------------------------------------- routes
 @bp.post("/v1/lending-requests")
 @spec(body=LendingRequestCreate, response=LendingRequest, status=201,
@@ -189,21 +209,5 @@ def get_request(request_id: str) -> Response:
 @spec(status=204, summary="Cancel a lending request (only before it is shipped)")
 def cancel(request_id: str) -> Response:
     gw().current()
-    row = owned(request_id)
-    # the upstream is the truth: learn its current state before deciding
-    up_list = gw().patron(row.supplying_library).lending_requests()
-    current = next((u for u in up_list if u.upstream_id == row.upstream_id), None)
-    st = store()
-    if current is not None and reconcile(row, current):
-        st.save(row)
-    if row.status == "cancelled":
-        return Response(status=204)
-    if row.status not in CANCELLABLE:
-        raise Conflict(
-            f"the request is already {row.status}; a lending request can be cancelled only before it is shipped",
-            library=row.supplying_library, status_now=row.status,
-        )
-    gw().patron(row.supplying_library).cancel_lending_request(row.upstream_id)
-    row.advance("cancelled")
-    st.save(row)
+    cancel_request(owned(request_id))
     return Response(status=204)

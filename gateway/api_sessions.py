@@ -8,12 +8,11 @@ from flask import Blueprint, Response, request
 from flask import g as flask_g
 from pydantic import ValidationError
 
-from core.errors import InvalidRequest, PasswordPolicyViolation
-from core.policy import check_password
+from core.errors import InvalidRequest
 from gateway.http import _errors, body, json_response, parse_json, require_json_type, spec
 from gateway.models import AccountState, PasswordChange, SessionCreate, SessionOut
-from gateway.auth import throttled_login
-from gateway.runtime import gw, normalize_card
+from gateway.passwords import change_in_session, check_new_password, forced_change
+from gateway.runtime import gw
 
 bp = Blueprint("sessions", __name__)
 
@@ -81,26 +80,9 @@ def change_password(library: str) -> Response:
     g = gw()
     lib = g.library(library)
     req = body(PasswordChange)
-    violations = check_password(lib.password_policy, req.new_password)
-    if req.new_password == req.current_password:
-        violations.append("same_as_current")
-    if violations:
-        raise PasswordPolicyViolation(
-            f"the new password breaks {lib.name}'s rules: {', '.join(violations)}",
-            library=library, violations=violations,
-        )
+    check_new_password(lib, req.current_password, req.new_password)
     if request.headers.get("Authorization"):
-        g.patron(library).change_password(req.current_password, req.new_password)
-        ctx = g.current()
-        assert ctx is not None
-        g.vault.put(ctx.token_hash, library, req.new_password, ctx.record.expires_at.timestamp())
+        change_in_session(g, library, req.current_password, req.new_password)
     else:
-        if not req.card_number:
-            raise InvalidRequest("without a session token, card_number is required",
-                                 errors=[{"field": "card_number", "message": "required without a token"}])
-        card = normalize_card(lib, req.card_number)
-        g.throttle.check_client(client_identity())
-        # this logs in with current_password: the same failure budget as a login
-        throttled_login(g, library, card, lambda: g.public(library).change_password(
-            card, req.current_password, req.new_password))
+        forced_change(g, library, req.card_number, req.current_password, req.new_password, client_identity())
     return Response(status=204)
