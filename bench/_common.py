@@ -79,3 +79,73 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+class InFlight:
+    """WSGI middleware in front of a simulator: counts requests being answered at once."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        self.app = app
+        self.now = 0
+        self.peak = 0
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/__inflight":  # the bench asks from outside the process
+            if environ.get("REQUEST_METHOD") == "POST":
+                self.reset()
+            body = json.dumps({"now": self.now, "peak": self.peak, "total": self.total}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        with self._lock:
+            self.now += 1
+            self.total += 1
+            self.peak = max(self.peak, self.now)
+        try:
+            return list(self.app(environ, start_response))  # the body is built (and delayed) here
+        finally:
+            with self._lock:
+                self.now -= 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self.peak = self.now
+            self.total = 0
+
+
+class SimProcess:
+    """A simulator behind InFlight in a process of its own (python -m bench._common LIB MS):
+    its HTML rendering does not compete with the gateway for the GIL, as a real portal
+    on another host would not."""
+
+    def __init__(self, library: str, latency_ms: int) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench._common", library, str(latency_ms)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def counts(self, reset: bool = False) -> dict[str, int]:
+        import httpx
+
+        r = httpx.request("POST" if reset else "GET", self.url + "/__inflight", timeout=10)
+        return r.json()  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+if __name__ == "__main__":
+    import sys
+
+    library, latency = sys.argv[1], int(sys.argv[2])
+    running = serve_app(InFlight(simulators()[library](library, latency_ms=latency)), name=library)
+    print(running.port, flush=True)
+    sys.stdin.read()  # ends with the bench: its end of the pipe closes

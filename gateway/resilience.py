@@ -7,7 +7,11 @@
   ``UpstreamTimeout``) the library answers 503 ``upstream_unavailable`` with
   ``Retry-After`` without being called, then one probe is let through (half-open).
   An answer, even an HTTP 500, never counts: one client's odd input (a non-ASCII
-  password, a strange id) can provoke one, and must not close a library for others;
+  password, a strange id) can provoke one, and must not close a library for others.
+  The breaker never wraps the call itself: ``pybreaker.CircuitBreaker.call`` holds the
+  breaker's lock for the whole call, which would let one request at a time through to a
+  library however high its ``max_concurrency``.  Its state decides whether to call;
+  the outcome is fed back to it afterwards, under its lock only for the bookkeeping;
 - maintenance windows: 503 ``upstream_maintenance`` with ``Retry-After``, no call;
 - retries with backoff (tenacity) only for idempotent reads, only on transport failures:
   the ONE retry layer of the gateway (``read_retries`` in ``[gateway]``); adapters never
@@ -61,6 +65,8 @@ class UpstreamGuard:
             throw_new_error_on_trip=False,
             name=library.id,
         )
+        #: the half-open probe: at most one call tests a library that failed
+        self.probe = threading.Lock()
         self.read_attempts = 1 + read_retries
         self.in_flight = 0
         self.max_in_flight = 0
@@ -70,14 +76,19 @@ class UpstreamGuard:
     def state(self) -> str:
         return str(self.breaker.current_state)
 
-    def retry_after(self) -> int:
+    def retry_after_seconds(self) -> float:
+        """Seconds until an open circuit lets a probe through (0: now)."""
         opened = self.breaker._state_storage.opened_at
         if opened is None:
-            return int(self.breaker.reset_timeout)
+            return 0.0
         if hasattr(opened, "timestamp"):
             opened = opened.timestamp()
-        left = self.breaker.reset_timeout - (time.time() - float(opened))
-        return max(1, int(left + 0.999))
+        return max(0.0, self.breaker.reset_timeout - (time.time() - float(opened)))
+
+    def retry_after(self) -> int:
+        if self.breaker._state_storage.opened_at is None:
+            return int(self.breaker.reset_timeout)
+        return max(1, int(self.retry_after_seconds() + 0.999))
 
     def check_maintenance(self) -> None:
         now = self.library.now()
@@ -108,15 +119,55 @@ class UpstreamGuard:
                 return self._once(fn)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _open_error(self) -> CircuitOpen:
+        return CircuitOpen(
+            f"{self.library.name} failed repeatedly; not calling it for a while",
+            library=self.library.id,
+            retry_after=self.retry_after(),
+        )
+
+    def _admit(self) -> bool:
+        """Whether a call may go out now (True: it is the half-open probe); CircuitOpen if not.
+
+        Reads the breaker's state only: no lock is held once this returns."""
+        state = self.breaker.state.name  # syncs with the (possibly shared) storage
+        if state == pybreaker.STATE_CLOSED:
+            return False
+        if state == pybreaker.STATE_OPEN and self.retry_after_seconds() > 0:
+            raise self._open_error()
+        # open with its timeout elapsed, or half-open: exactly one probe at a time
+        if not self.probe.acquire(blocking=False):
+            raise self._open_error()
+        return True
+
     def _once(self, fn: Callable[[], T]) -> T:
+        probe = self._admit()
         try:
-            return self._with_slot(lambda: self.breaker.call(fn))
+            try:
+                value = self._with_slot(fn)
+            except Exception as exc:
+                self._record(exc)
+                raise
+            self._record(None)
+            return value
+        finally:
+            if probe:
+                self.probe.release()
+
+    def _record(self, failure: Exception | None) -> None:
+        """Feed one call's outcome to pybreaker's state machine (counts, trips, closes)."""
+
+        def outcome() -> None:
+            if failure is not None:
+                raise failure
+
+        try:
+            self.breaker.call(outcome)
         except pybreaker.CircuitBreakerError:
-            raise CircuitOpen(
-                f"{self.library.name} failed repeatedly; not calling it for a while",
-                library=self.library.id,
-                retry_after=self.retry_after(),
-            ) from None
+            pass  # opened meanwhile by another call: this outcome came in too late to count
+        except Exception as exc:  # noqa: BLE001 - the failure itself, re-raised by the caller
+            if exc is not failure:
+                raise
 
     def _with_slot(self, fn: Callable[[], T]) -> T:
         if not self.slots.acquire(timeout=self.library.timeout):

@@ -167,3 +167,95 @@ def test_bad_email_is_refused_before_any_upstream_call(client) -> None:
     body = assert_problem(r, 400, "invalid_request")
     assert body["errors"][0]["field"] == "emails.0.address"
     assert fakes.upstream("alpha").calls == calls
+
+
+def _guard(max_concurrency: int = 4, failures: int = 2, reset: float = 0.3):
+    from core.config import LibraryConfig
+    from gateway.resilience import UpstreamGuard
+
+    lib = LibraryConfig.model_validate({"id": "lib", "name": "Lib", "adapter": "fake",
+                                        "base_url": "http://127.0.0.1:9/", "max_concurrency": max_concurrency,
+                                        "timeout": 5})
+    return UpstreamGuard(lib, failures=failures, reset_seconds=reset)
+
+
+class _Upstream:
+    """Counts calls really running at once inside the guarded function."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.now = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        try:
+            time.sleep(self.delay)
+            return "ok"
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_breaker_does_not_serialise_calls() -> None:
+    """pybreaker's CircuitBreaker.call holds its lock across the call: the guard must not
+    wrap the call in it, or a library sees one request at a time whatever its cap."""
+    guard = _guard(max_concurrency=4)
+    up = _Upstream(0.2)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(guard.call(up, read=True))) for _ in range(8)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    assert results == ["ok"] * 8
+    assert up.peak == 4
+    assert wall < 0.2 * 2 * 1.5  # two rounds of four, not eight one after the other
+
+
+def test_half_open_lets_exactly_one_probe_through() -> None:
+    from core.errors import UpstreamUnavailable, UpstreamUnreachable
+    from gateway.resilience import CircuitOpen
+
+    guard = _guard(failures=2, reset=0.2)
+
+    def down() -> None:
+        raise UpstreamUnreachable("down", library="lib")
+
+    for _ in range(2):
+        try:
+            guard.call(down, read=False)
+        except CircuitOpen:
+            raise AssertionError("opened too early") from None
+        except UpstreamUnavailable:
+            pass
+    assert guard.state == "open"
+    try:
+        guard.call(lambda: "never", read=False)
+        raise AssertionError("an open circuit called")
+    except CircuitOpen as exc:
+        assert exc.retry_after >= 1
+    time.sleep(0.25)
+    up = _Upstream(0.2)
+    outcomes: list[str] = []
+
+    def one() -> None:
+        try:
+            outcomes.append(guard.call(up, read=False))
+        except CircuitOpen:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok"] + ["refused"] * 4
+    assert up.peak == 1
+    assert guard.state == "closed"
+    assert guard.call(lambda: "again", read=False) == "again"
