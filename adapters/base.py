@@ -22,6 +22,7 @@ A method an adapter does not override raises ``NotSupported``; the gateway check
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -289,6 +290,10 @@ class Adapter:
     #: the secret fields this family posts (see ``SecretFields``; ``secrets()`` may refine
     #: them from the options, e.g. a SOAP mapping names its own elements)
     secret_fields: ClassVar[SecretFields] = SecretFields()
+    #: per-patron write locks shared by all gateway processes (a name → a context manager
+    #: holding the lock, with a lease), set by the gateway when it runs on Redis; None:
+    #: the adapter's own in-process lock.  Names hold card numbers: the lock hashes them.
+    patron_lock: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None
 
     def __init__(self, library: LibraryConfig, *, transport: httpx.BaseTransport | None = None) -> None:
         self.library = library

@@ -31,7 +31,7 @@ def _native(library: str) -> bool:
 
 
 def _store() -> AlertStore:
-    return AlertStore(gw().db())
+    return gw().alert_store
 
 
 def _library_alert(alert: Alert) -> Alert:

@@ -35,7 +35,7 @@ bp = Blueprint("lending", __name__)
 
 
 def store() -> LendingStore:
-    return LendingStore(gw().db())
+    return gw().lending_store
 
 
 # ---------------------------------------------------------------- consortia

@@ -62,6 +62,7 @@ def healthz() -> Response:
 @spec(auth="none", summary="Readiness: configuration loaded, database writable, library states")
 def readyz() -> Response:
     g = gw()
-    g.db().execute("SELECT 1").fetchone()
+    with g.db().tx() as tx:
+        tx.execute("SELECT 1").fetchone()
     states = {lib: g.status(lib) for lib in g.config.libraries}
     return json_response({"status": "ready", "libraries": states})

@@ -220,6 +220,32 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """opacgw db upgrade|version: the schema of the configured database."""
+    from gateway.config import database_target
+    from gateway.db import DatabaseUnavailable, describe_url, is_postgres, open_database
+    from gateway.migrations import LATEST, current_version, upgrade
+
+    path = args.config or os.environ.get(ENV_CONFIG)
+    config = load_config(path) if path else sandbox_config()
+    target, key = database_target(config.gateway)
+    where = describe_url(target) if is_postgres(target) else target
+    try:
+        db = open_database(target)
+    except DatabaseUnavailable:
+        raise ConfigError(f"{config.source}: key {key!r}: cannot connect to PostgreSQL at {where}") from None
+    try:
+        if args.action == "version":
+            print(f"{where}: schema version {current_version(db)} (this gateway: {LATEST})")
+            return 0
+        applied = upgrade(db)
+        print(f"{where}: applied {', '.join(map(str, applied))}" if applied
+              else f"{where}: schema already at version {LATEST}")
+        return 0
+    finally:
+        db.close()
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from cryptography.fernet import Fernet
 
@@ -255,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(calls $OPACGW_URL with the session token $OPACGW_TOKEN)")
     mc.add_argument("--url", help="the gateway's URL (default: $OPACGW_URL, else http://127.0.0.1:8080)")
     mc.set_defaults(func=cmd_mcp)
+
+    d = sub.add_parser("db", help="the database schema: upgrade (apply migrations) or version")
+    d.add_argument("action", choices=["upgrade", "version"])
+    d.add_argument("--config", help=f"TOML configuration (default: ${ENV_CONFIG}, else the sandbox)")
+    d.set_defaults(func=cmd_db)
 
     k = sub.add_parser("keygen", help="print a new secret key for gateway.secret_key")
     k.set_defaults(func=cmd_keygen)

@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 ENV_CONFIG = "OPACGW_CONFIG"
+ENV_DATABASE = "OPACGW_DATABASE_URL"
+ENV_REDIS = "OPACGW_REDIS_URL"
 
 
 from core.config import (  # noqa: F401  (re-exported: the library model lives in core)
@@ -35,7 +37,10 @@ from core.config import (  # noqa: F401  (re-exported: the library model lives i
 class GatewaySettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # An SQLite path (the embedded default) or a postgresql:// URL; OPACGW_DATABASE_URL overrides.
     database: str = "opacgw.sqlite3"
+    # redis:// URL of the shared ephemeral state of several processes; OPACGW_REDIS_URL overrides.
+    redis_url: str | None = None
     session_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Fernet key (urlsafe base64, 32 bytes); OPACGW_SECRET_KEY overrides.
     secret_key: str | None = None
@@ -154,3 +159,18 @@ def sandbox_toml() -> str:
 
 def sandbox_config() -> GatewayConfig:
     return loads_config(sandbox_toml(), "<sandbox>")
+
+
+def database_target(settings: GatewaySettings) -> tuple[str, str]:
+    """(SQLite path or postgresql:// URL, where it came from: the key or the variable)."""
+    env = os.environ.get(ENV_DATABASE)
+    if env:
+        return env, ENV_DATABASE
+    return settings.database, "gateway.database"
+
+
+def redis_target(settings: GatewaySettings) -> tuple[str | None, str]:
+    env = os.environ.get(ENV_REDIS)
+    if env:
+        return env, ENV_REDIS
+    return settings.redis_url, "gateway.redis_url"

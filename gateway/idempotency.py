@@ -22,8 +22,8 @@ in clear: the scope and the request fingerprint are HMACs under the gateway's se
 key (a login body holds a password), and the stored answer is encrypted (a login
 answer holds a session token).
 
-Storage is one SQLite table behind ``IdempotencyStore`` (``begin`` / ``finish`` /
-``forget``), the only place that knows the schema.
+Storage is one table of the gateway's database (SQLite or PostgreSQL) behind
+``IdempotencyStore`` (``begin`` / ``finish`` / ``forget``), the only place that knows it.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Literal
 from flask import Flask, Response, g, request
 
 from core.errors import Conflict, InvalidRequest
+from gateway.db import Database, SQLiteConnection
 
 if TYPE_CHECKING:
     from gateway.runtime import Gateway
@@ -70,59 +71,52 @@ class Begun:
 
 
 class IdempotencyStore:
-    """Keys, their fingerprints, leases and stored (encrypted) answers in SQLite."""
+    """Keys, their fingerprints, leases and stored (encrypted) answers in the gateway's
+    database (SQLite or PostgreSQL).  ``begin`` is race-free across processes: the key is
+    claimed by one ``INSERT ... ON CONFLICT DO NOTHING``, a lapsed lease by one conditional
+    ``UPDATE``; whoever's statement changed the row runs."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], *, lease_seconds: float,
+    def __init__(self, db: Database | Callable[[], sqlite3.Connection], *, lease_seconds: float,
                  ttl_seconds: float = TTL_SECONDS, clock: Callable[[], float] = time.time) -> None:
-        self._connect = connect
+        if callable(db) and not hasattr(db, "tx"):  # a function giving one sqlite3 connection
+            from gateway.migrations import ensure_current
+
+            db = SQLiteConnection(db())
+            ensure_current(db)
+        self.db: Database = db  # type: ignore[assignment]
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
         self.clock = clock
-        self._ready = False
-
-    def _db(self) -> sqlite3.Connection:
-        db = self._connect()
-        if not self._ready:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS idempotency (scope TEXT, key TEXT, fingerprint TEXT, state TEXT, "
-                "status INTEGER, body BLOB, headers TEXT, created REAL, lease_until REAL, owner TEXT, "
-                "PRIMARY KEY (scope, key))"
-            )
-            cols = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
-            for col, kind in (("lease_until", "REAL"), ("owner", "TEXT")):
-                if col not in cols:  # a database of an older version: in-progress rows get no lease
-                    db.execute(f"ALTER TABLE idempotency ADD COLUMN {col} {kind}")
-            db.commit()
-            self._ready = True
-        return db
 
     def begin(self, scope: str, key: str, fingerprint: str) -> Begun:
         now = self.clock()
         owner = secrets.token_hex(8)
-        db = self._db()
-        with db:
-            db.execute("DELETE FROM idempotency WHERE created < ?", (now - self.ttl_seconds,))
-            row = db.execute(
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM idempotency WHERE created < ?", (now - self.ttl_seconds,))
+            claimed = tx.execute(
+                "INSERT INTO idempotency (scope, key, fingerprint, state, created, lease_until, owner) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (scope, key) DO NOTHING",
+                (scope, key, fingerprint, now, now + self.lease_seconds, owner),
+            ).rowcount
+        if claimed == 1:
+            return Begun("run", owner=owner)
+        with self.db.tx() as tx:
+            row = tx.execute(
                 "SELECT fingerprint, state, status, body, headers, lease_until FROM idempotency "
                 "WHERE scope=? AND key=?", (scope, key),
             ).fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO idempotency (scope, key, fingerprint, state, created, lease_until, owner) "
-                    "VALUES (?, ?, ?, 'running', ?, ?, ?)",
-                    (scope, key, fingerprint, now, now + self.lease_seconds, owner),
-                )
-                return Begun("run", owner=owner)
+            if row is None:  # forgotten meanwhile: the client may simply retry
+                return Begun("running", lease_left=0.0)
             fp, state, status, body, headers, lease_until = row
             if fp != fingerprint:
                 return Begun("mismatch")
             if state == "done":
-                return Begun("replay", status=status, body=body, headers=headers)
+                return Begun("replay", status=status, body=bytes(body), headers=headers)
             lease_until = float(lease_until if lease_until is not None else 0.0)
             if lease_until > now:
                 return Begun("running", lease_left=lease_until - now)
             # The run holding the key is gone (died or hung past its lease): take over.
-            took = db.execute(
+            took = tx.execute(
                 "UPDATE idempotency SET lease_until=?, owner=? WHERE scope=? AND key=? AND state='running' "
                 "AND (lease_until IS NULL OR lease_until <= ?)",
                 (now + self.lease_seconds, owner, scope, key, now),
@@ -133,8 +127,8 @@ class IdempotencyStore:
 
     def finish(self, scope: str, key: str, owner: str, status: int, body: bytes, headers: str) -> None:
         """Store the final answer, if this run still owns the key."""
-        with self._db() as db:
-            db.execute(
+        with self.db.tx() as tx:
+            tx.execute(
                 "UPDATE idempotency SET state='done', status=?, body=?, headers=?, lease_until=NULL "
                 "WHERE scope=? AND key=? AND owner=? AND state='running'",
                 (status, body, headers, scope, key, owner),
@@ -142,8 +136,8 @@ class IdempotencyStore:
 
     def forget(self, scope: str, key: str, owner: str) -> None:
         """Drop the key (no final answer): the client may retry it; only this run's key."""
-        with self._db() as db:
-            db.execute("DELETE FROM idempotency WHERE scope=? AND key=? AND owner=? AND state='running'",
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM idempotency WHERE scope=? AND key=? AND owner=? AND state='running'",
                        (scope, key, owner))
 
 
@@ -162,7 +156,7 @@ def _authenticate(app: Flask, gw: Gateway) -> None:
 
 
 def install(app: Flask, gw: Gateway) -> None:
-    store = IdempotencyStore(gw.db, lease_seconds=gw.settings.idempotency_lease_seconds)
+    store = IdempotencyStore(gw.database, lease_seconds=gw.settings.idempotency_lease_seconds)
     app.extensions["opacgw_idempotency"] = store
 
     @app.before_request

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.db import Database, as_database
 from gateway.models import LendingRequest, LendingTransition, UpstreamLending
 
 log = logging.getLogger("opacgw.lending")
@@ -154,32 +155,16 @@ class StoredRequest:
         )
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS lending_requests (
-    id TEXT PRIMARY KEY,
-    card_hash TEXT NOT NULL,
-    supplying_library TEXT NOT NULL,
-    pickup_library TEXT NOT NULL,
-    pickup_branch TEXT,
-    record_id TEXT NOT NULL,
-    title TEXT NOT NULL,
-    status TEXT NOT NULL,
-    upstream_id TEXT NOT NULL,
-    history TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    UNIQUE (supplying_library, card_hash, upstream_id)
-);
-CREATE INDEX IF NOT EXISTS lending_requests_card ON lending_requests (card_hash, created_at);
-"""
-
-
 class LendingStore:
-    """The gateway's table of lending requests (created on first use)."""
+    """The gateway's table of lending requests (SQLite or PostgreSQL, ``gateway.db``)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        conn.executescript(SCHEMA)
+    def __init__(self, db: Database | sqlite3.Connection) -> None:
+        if isinstance(db, sqlite3.Connection):  # a tool's or test's own connection: bring it up to date
+            from gateway.migrations import ensure_current
+
+            db = as_database(db)
+            ensure_current(db)
+        self.db: Database = db
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> StoredRequest:
@@ -195,8 +180,8 @@ class LendingStore:
 
     def save(self, req: StoredRequest) -> None:
         history = json.dumps([(s, a.isoformat()) for s, a in req.history])
-        with self.conn:
-            self.conn.execute(
+        with self.db.tx() as tx:
+            tx.execute(
                 f"INSERT INTO lending_requests ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT(id) DO UPDATE SET status=excluded.status, history=excluded.history, "
                 "title=excluded.title, updated_at=excluded.updated_at",
@@ -209,20 +194,22 @@ class LendingStore:
         if not card_hashes:
             return []
         marks = ",".join("?" * len(card_hashes))
-        rows = self.conn.execute(
-            f"SELECT {self._COLUMNS} FROM lending_requests WHERE card_hash IN ({marks}) "
-            "ORDER BY created_at DESC, id", card_hashes,
-        ).fetchall()
+        with self.db.tx() as tx:
+            rows = tx.execute(
+                f"SELECT {self._COLUMNS} FROM lending_requests WHERE card_hash IN ({marks}) "
+                "ORDER BY created_at DESC, id", card_hashes,
+            ).fetchall()
         return [self._row(r) for r in rows]
 
     def get(self, request_id: str, card_hashes: list[str]) -> StoredRequest | None:
         return next((r for r in self.for_cards(card_hashes) if r.id == request_id), None)
 
     def by_upstream(self, supplying: str, card_hash: str, upstream_id: str) -> StoredRequest | None:
-        row = self.conn.execute(
-            f"SELECT {self._COLUMNS} FROM lending_requests WHERE supplying_library=? AND card_hash=? "
-            "AND upstream_id=?", (supplying, card_hash, upstream_id),
-        ).fetchone()
+        with self.db.tx() as tx:
+            row = tx.execute(
+                f"SELECT {self._COLUMNS} FROM lending_requests WHERE supplying_library=? AND card_hash=? "
+                "AND upstream_id=?", (supplying, card_hash, upstream_id),
+            ).fetchone()
         return self._row(row) if row else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Flask, Response, g, request
@@ -41,13 +42,37 @@ class UpstreamCollector:
         yield circuit
 
 
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+ENV_MULTIPROC = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def install(app: Flask) -> None:
+    """Metrics of this app; under gunicorn with ``PROMETHEUS_MULTIPROC_DIR`` set, /metrics
+    answers for all worker processes together (prometheus_client's multiprocess mode:
+    each process writes its samples to files in that directory; ``gateway.gunicorn_conf``
+    removes a dead worker's)."""
     registry = CollectorRegistry()
-    registry.register(UpstreamCollector(app))  # type: ignore[arg-type]
     requests = Counter("opacgw_requests_total", "API requests", ["method", "route", "status"], registry=registry)
     latency = Histogram("opacgw_request_seconds", "API request latency", ["route"], registry=registry,
-                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-    app.extensions["opacgw_metrics"] = registry
+                        buckets=BUCKETS)
+    upstream = Histogram("opacgw_upstream_seconds", "upstream call latency by library and operation",
+                         ["library", "operation", "outcome"], registry=registry, buckets=BUCKETS)
+    if os.environ.get(ENV_MULTIPROC):
+        from prometheus_client import multiprocess
+
+        scrape = CollectorRegistry()
+        multiprocess.MultiProcessCollector(scrape)  # type: ignore[no-untyped-call]
+    else:
+        scrape = registry
+    scrape.register(UpstreamCollector(app))  # type: ignore[arg-type]
+    app.extensions["opacgw_metrics"] = scrape
+    gw = app.extensions.get("opacgw")
+    if gw is not None:
+        def observe(library: str, operation: str, outcome: str, seconds: float) -> None:
+            upstream.labels(library, operation, outcome).observe(seconds)
+
+        for lib in gw.config.libraries:
+            gw.guard(lib).observe = observe
 
     @app.before_request
     def _start() -> None:
@@ -65,4 +90,4 @@ def install(app: Flask) -> None:
     @app.get("/metrics")
     @spec(auth="none", summary="Prometheus metrics", content_type="text/plain")
     def metrics() -> Response:
-        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(scrape), content_type=CONTENT_TYPE_LATEST)

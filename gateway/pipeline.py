@@ -47,11 +47,11 @@ class CallPipeline:
         if not self.offered(adapter, self.operation(Adapter.login)):
             raise NotSupported("this library's system offers no patron login", library=library_id)
         # never retried (read=False): libraries count failed logins and lock cards
-        return self.gw.guard(library_id).call(lambda: adapter.login(card, password), read=False)
+        return self.gw.guard(library_id).call(lambda: adapter.login(card, password), read=False, operation="login")
 
     def logout(self, library_id: str, up: UpstreamSession) -> None:
         adapter = self.gw.adapter(library_id)
-        self.gw.guard(library_id).call(lambda: adapter.logout(up), read=False)
+        self.gw.guard(library_id).call(lambda: adapter.logout(up), read=False, operation="logout")
 
     # ------------------------------------------------------------ calls
     def public(self, library_id: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -61,7 +61,7 @@ class CallPipeline:
         self.require(adapter, op)
         method = getattr(adapter, op.name)
         try:
-            return self.gw.guard(library_id).call(lambda: method(*args), read=not op.write)
+            return self.gw.guard(library_id).call(lambda: method(*args), read=not op.write, operation=op.name)
         except GatewayError as err:
             err.with_library(library_id)
             raise
@@ -105,13 +105,13 @@ class CallPipeline:
         guard = gw.guard(library_id)
         try:
             try:
-                result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write)
+                result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write, operation=method)
             except SessionExpired:
                 old = up
                 up = self.relogin(ctx, acc, adapter, up)
                 writes.carry_over(old, up)
                 up.saver = persist
-                result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write)
+                result = guard.call(lambda: getattr(adapter, method)(up, *args), read=not write, operation=method)
         except SessionExpired:
             raise Unauthenticated("the library ended the session and logging in again failed",
                                   library=library_id) from None
@@ -139,7 +139,7 @@ class CallPipeline:
         log.info("upstream session expired, logging in again library=%s card=%s", acc.library,
                  acc.card_number_masked)
         return self.gw.guard(acc.library).call(lambda: adapter.login(up.card_number, password),
-                                               read=False)
+                                               read=False, operation="login")
 
     @staticmethod
     def operation(fn: Callable[..., Any]) -> Operation:

@@ -55,19 +55,29 @@ class UpstreamGuard:
     """Everything that stands between the gateway and one library's system."""
 
     def __init__(self, library: LibraryConfig, *, failures: int, reset_seconds: float,
-                 read_retries: int = 1) -> None:
+                 read_retries: int = 1, shared: Any = None) -> None:
+        """``shared``: a ``gateway.shared`` state (Redis: one cap, breaker and probe for all
+        processes); None keeps them in this process."""
         self.library = library
-        self.slots = threading.BoundedSemaphore(library.max_concurrency)
+        if shared is None:
+            from gateway.shared import LocalState
+
+            shared = LocalState()
+        self.slots = shared.slots(library.id, library.max_concurrency)
+        storage = shared.breaker_storage(library.id)
         self.breaker = pybreaker.CircuitBreaker(
             fail_max=failures,
             reset_timeout=reset_seconds,
             exclude=[_not_transport_failure],
             throw_new_error_on_trip=False,
             name=library.id,
+            **({"state_storage": storage} if storage is not None else {}),
         )
         #: the half-open probe: at most one call tests a library that failed
-        self.probe = threading.Lock()
+        self.probe = shared.probe_lock(library.id, max(library.timeout * 2, reset_seconds))
         self.read_attempts = 1 + read_retries
+        #: (library, operation, outcome, seconds) → None: the metrics' latency histogram
+        self.observe: Callable[[str, str, str, float], None] | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self._count_lock = threading.Lock()
@@ -101,11 +111,29 @@ class UpstreamGuard:
                 retry_after=window.seconds_left(now),
             )
 
-    def call(self, fn: Callable[[], T], *, read: bool) -> T:
+    def call(self, fn: Callable[[], T], *, read: bool, operation: str = "call") -> T:
         """Run one upstream operation under maintenance, circuit, slot and retry rules.
 
         ``read=True`` only for an idempotent read: it is retried on transport failures.
-        Logins and writes pass ``read=False`` and run once."""
+        Logins and writes pass ``read=False`` and run once.  ``operation`` (the adapter
+        method) labels the latency histogram."""
+        observe = self.observe
+        if observe is None:
+            return self._call(fn, read=read)
+        t0 = time.perf_counter()
+        outcome = "ok"
+        try:
+            return self._call(fn, read=read)
+        except CircuitOpen:
+            outcome = "circuit_open"
+            raise
+        except Exception:
+            outcome = "error"
+            raise
+        finally:
+            observe(self.library.id, operation, outcome, time.perf_counter() - t0)
+
+    def _call(self, fn: Callable[[], T], *, read: bool) -> T:
         self.check_maintenance()
         attempts = self.read_attempts if read else 1
         retrying = Retrying(
@@ -188,28 +216,45 @@ class CircuitOpen(UpstreamUnavailable):
 
 
 class ReadCache:
-    """Per-session, per-library read cache with a short TTL; writes invalidate."""
+    """Per-session, per-library read cache with a short TTL; writes invalidate.
 
-    def __init__(self, ttl: float, maxsize: int = 10_000) -> None:
+    Keys are (token_hash, library, ...).  With a shared state (Redis) each entry carries
+    the generation of its (session, library) at the time it was read; a write on any
+    process bumps that generation, so every process drops what it cached before."""
+
+    def __init__(self, ttl: float, maxsize: int = 10_000, shared: Any = None) -> None:
         self.ttl = ttl
         self._cache: TTLCache[Hashable, Any] | None = TTLCache(maxsize, ttl) if ttl > 0 else None
         self._lock = threading.Lock()
+        self._shared = shared if shared is not None and getattr(shared, "shared", False) else None
+
+    def _generation(self, key: Hashable) -> tuple[int, int]:
+        assert self._shared is not None and isinstance(key, tuple)
+        return (self._shared.generation(f"{key[0]}"), self._shared.generation(f"{key[0]}:{key[1]}"))
 
     def get(self, key: Hashable) -> Any:
         if self._cache is None:
             return None
         with self._lock:
-            return self._cache.get(key)
+            hit = self._cache.get(key)
+        if hit is None or self._shared is None:
+            return hit
+        generation, value = hit
+        return value if generation == self._generation(key) else None
 
     def put(self, key: Hashable, value: Any) -> None:
         if self._cache is None:
             return
+        if self._shared is not None:
+            value = (self._generation(key), value)
         with self._lock:
             self._cache[key] = value
 
     def invalidate(self, token_hash: str, library: str | None = None) -> None:
         if self._cache is None:
             return
+        if self._shared is not None:
+            self._shared.bump(token_hash if library is None else f"{token_hash}:{library}")
         with self._lock:
             for key in [k for k in self._cache if isinstance(k, tuple) and k[0] == token_hash
                         and (library is None or k[1] == library)]:

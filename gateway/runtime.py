@@ -13,7 +13,6 @@ The work is done elsewhere:
 from __future__ import annotations
 
 import importlib.util
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,14 +25,19 @@ from core.errors import GatewayError, NotFound
 from gateway.logs import ContextExecutor
 from gateway.auth import AccountRef, Sessions, SessionContext, mask, normalize_card
 from gateway.build import build_adapters, make_adapter
-from gateway.config import GatewayConfig, LibraryConfig
+from gateway.config import ConfigError, GatewayConfig, LibraryConfig
 from gateway.facade import PatronCalls, PublicCalls
 from gateway.models import AccountLogin, AccountState
 from gateway.pipeline import CallPipeline
 from gateway.resilience import ReadCache, UpstreamGuard
 from gateway.secrets import ENV_SECRET, resolve_secret
-from gateway.sessions import CredentialVault, Crypto, SessionRecord, SQLiteSessionStore, connect
-from gateway.throttle import LoginThrottle, MemoryCounters
+from gateway.db import Database, DatabaseUnavailable, open_database
+from gateway.lending import LendingStore
+from gateway.migrations import SchemaOutOfDate, ensure_current
+from gateway.sdi.store import AlertStore
+from gateway.shared import LocalState, RedisState, RedisUnavailable, describe_redis
+from gateway.sessions import CredentialVault, Crypto, SessionRecord, SQLSessionStore
+from gateway.throttle import LoginThrottle
 
 T = TypeVar("T")
 
@@ -41,45 +45,90 @@ __all__ = ["ENV_SECRET", "AccountRef", "Gateway", "SessionContext", "build_adapt
            "mask", "normalize_card", "resolve_secret"]
 
 
+def open_gateway_database(config: GatewayConfig) -> Database:
+    """The configured database, on the current schema; a ConfigError naming key and host if not."""
+    from gateway.config import database_target
+    from gateway.db import describe_url, is_postgres
+
+    target, key = database_target(config.gateway)
+    where = describe_url(target) if is_postgres(target) else target
+    try:
+        db = open_database(target)
+    except DatabaseUnavailable:
+        raise ConfigError(f"{config.source}: key {key!r}: cannot connect to PostgreSQL at {where}") from None
+    except Exception as exc:  # noqa: BLE001 - a bad path or URL: say which, without the URL's password
+        raise ConfigError(f"{config.source}: key {key!r}: cannot open the database {where}: "
+                          f"{type(exc).__name__}") from None
+    try:
+        ensure_current(db)
+    except SchemaOutOfDate as exc:
+        db.close()
+        raise ConfigError(f"{config.source}: key {key!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001
+        db.close()
+        raise ConfigError(f"{config.source}: key {key!r}: cannot use the database {where}: "
+                          f"{type(exc).__name__}") from None
+    return db
+
+
+def open_shared_state(config: GatewayConfig) -> LocalState | RedisState:
+    """In-process state, or Redis when redis_url is set; a ConfigError naming key and host."""
+    from gateway.config import redis_target
+
+    url, key = redis_target(config.gateway)
+    if not url:
+        return LocalState()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{config.source}: key {key!r}: not a redis:// URL")
+    try:
+        return RedisState(url)
+    except RedisUnavailable:
+        raise ConfigError(f"{config.source}: key {key!r}: cannot connect to Redis at {describe_redis(url)}") from None
+
+
 class Gateway:
     def __init__(self, config: GatewayConfig, *, secret_key: str | None = None) -> None:
         self.config = config
         self.settings = config.gateway
         self.crypto = Crypto(secret_key or resolve_secret(config))
-        self.store = SQLiteSessionStore(self.settings.database)
-        self.vault = CredentialVault(self.crypto)
-        self.cache = ReadCache(self.settings.read_cache_seconds)
+        self.database = open_gateway_database(config)
+        self.store = SQLSessionStore(self.database)
+        self.alert_store = AlertStore(self.database)
+        self.lending_store = LendingStore(self.database)
+        self.shared = open_shared_state(config)
+        self.vault = self.shared.vault(self.crypto)
+        self.cache = ReadCache(self.settings.read_cache_seconds, shared=self.shared)
         # the pool's tasks run in the submitter's context: the request id and its
         # upstream-call list follow a fan-out (gateway.logs)
         self.executor: ThreadPoolExecutor = ContextExecutor(max_workers=64, thread_name_prefix="upstream")
         self._guards: dict[str, UpstreamGuard] = {
             lib.id: UpstreamGuard(lib, failures=self.settings.circuit_failures,
                                   reset_seconds=self.settings.circuit_reset_seconds,
-                                  read_retries=self.settings.read_retries)
+                                  read_retries=self.settings.read_retries, shared=self.shared)
             for lib in config.libraries.values()
         }
+        counters, clock = self.shared.counters(max(self.settings.login_failure_window_seconds, 60.0))
         self.throttle = LoginThrottle(
-            MemoryCounters(max(self.settings.login_failure_window_seconds, 60.0)),
+            counters, clock=clock,
             failures_per_card=self.settings.login_failures_per_card or None,
             failure_window=self.settings.login_failure_window_seconds,
             logins_per_client_per_minute=self.settings.logins_per_client_per_minute or None,
         )
         self._lock = threading.Lock()
-        self._db_local = threading.local()
         self.gateway_alerts = importlib.util.find_spec("gateway.sdi") is not None
         self.sessions = Sessions(self)
         self.pipeline = CallPipeline(self)
         # Build every adapter now: each validates its own `options`, so a bad mapping or
         # agency id fails at start, naming the library, not on a patron's first request.
         self._adapters: dict[str, Adapter] = build_adapters(config)
+        if self.shared.shared:  # per-patron write locks across processes (adapters that take them)
+            for ad in self._adapters.values():
+                ad.patron_lock = self.shared.patron_lock
 
     # ------------------------------------------------------------ plumbing
-    def db(self) -> sqlite3.Connection:
-        conn = getattr(self._db_local, "conn", None)
-        if conn is None:
-            conn = connect(self.settings.database)
-            self._db_local.conn = conn
-        return conn
+    def db(self) -> Database:
+        """The gateway's database (SQLite or PostgreSQL: ``gateway.db``)."""
+        return self.database
 
     def library(self, library_id: str) -> LibraryConfig:
         lib = self.config.libraries.get(library_id)
@@ -119,6 +168,8 @@ class Gateway:
         self.executor.shutdown(wait=False, cancel_futures=True)
         for ad in self._adapters.values():
             ad.close()
+        self.database.close()
+        self.shared.close()
 
     # ------------------------------------------------------------ sessions (gateway.auth)
     def login(self, accounts: list[AccountLogin]) -> tuple[str, SessionRecord, list[AccountState]]:

@@ -8,8 +8,8 @@ encrypted, in this process's memory only, for transparent re-login when an
 upstream session expires.  A gateway restarted, or another worker process, cannot
 re-login; the client then gets 401 ``unauthenticated`` and logs in again.
 
-``SessionStore`` is the small interface a Redis store can implement later;
-``SQLiteSessionStore`` is the default.
+``SessionStore`` is the interface; ``SQLSessionStore`` implements it on the gateway's
+database (SQLite by default, or PostgreSQL: ``gateway.db``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from gateway.db import Database, SQLiteDatabase, sqlite_connect
 
 
 def new_token() -> str:
@@ -71,48 +73,21 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat()
 
 
-class SQLiteSessionStore:
-    """Sessions in SQLite (WAL; one connection per thread)."""
+class SQLSessionStore:
+    """Sessions in the gateway's database (SQLite or PostgreSQL, ``gateway.db``)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
-        with self._conn() as conn:
-            conn.executescript(
-                """
-                CREATE TABLE IF NOT EXISTS sessions (
-                    token_hash TEXT PRIMARY KEY,
-                    created_at TEXT NOT NULL,
-                    expires_at TEXT NOT NULL
-                );
-                CREATE TABLE IF NOT EXISTS session_accounts (
-                    token_hash TEXT NOT NULL REFERENCES sessions(token_hash) ON DELETE CASCADE,
-                    position INTEGER NOT NULL,
-                    library TEXT NOT NULL,
-                    card_hash TEXT NOT NULL,
-                    card_number_masked TEXT NOT NULL,
-                    upstream BLOB NOT NULL,
-                    PRIMARY KEY (token_hash, library)
-                );
-                CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions(expires_at);
-                """
-            )
-
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path)
-            self._local.conn = conn
-        return conn
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def create(self, record: SessionRecord) -> None:
-        with self._conn() as conn:
-            conn.execute(
-                "INSERT INTO sessions VALUES (?, ?, ?)",
+        with self.db.tx() as tx:
+            tx.execute(
+                "INSERT INTO sessions (token_hash, created_at, expires_at) VALUES (?, ?, ?)",
                 (record.token_hash, _iso(record.created_at), _iso(record.expires_at)),
             )
-            conn.executemany(
-                "INSERT INTO session_accounts VALUES (?, ?, ?, ?, ?, ?)",
+            tx.executemany(
+                "INSERT INTO session_accounts (token_hash, position, library, card_hash, card_number_masked,"
+                " upstream) VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (record.token_hash, i, a.library, a.card_hash, a.card_number_masked, a.upstream)
                     for i, a in enumerate(record.accounts)
@@ -120,57 +95,65 @@ class SQLiteSessionStore:
             )
 
     def get(self, token_hash: str, now: datetime) -> SessionRecord | None:
-        conn = self._conn()
-        row = conn.execute(
-            "SELECT created_at, expires_at FROM sessions WHERE token_hash = ?", (token_hash,)
-        ).fetchone()
-        if row is None:
-            return None
-        expires = datetime.fromisoformat(row[1])
-        if expires <= now:
-            self.delete(token_hash)
-            return None
-        accounts = [
-            StoredAccount(lib, ch, masked, bytes(up))
-            for lib, ch, masked, up in conn.execute(
-                "SELECT library, card_hash, card_number_masked, upstream FROM session_accounts "
-                "WHERE token_hash = ? ORDER BY position",
-                (token_hash,),
-            )
-        ]
-        return SessionRecord(token_hash, datetime.fromisoformat(row[0]), expires, accounts)
+        with self.db.tx() as tx:
+            row = tx.execute(
+                "SELECT created_at, expires_at FROM sessions WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            if row is None:
+                return None
+            expires = datetime.fromisoformat(row[1])
+            if expires > now:
+                accounts = [
+                    StoredAccount(lib, ch, masked, bytes(up))
+                    for lib, ch, masked, up in tx.execute(
+                        "SELECT library, card_hash, card_number_masked, upstream FROM session_accounts "
+                        "WHERE token_hash = ? ORDER BY position",
+                        (token_hash,),
+                    ).fetchall()
+                ]
+                return SessionRecord(token_hash, datetime.fromisoformat(row[0]), expires, accounts)
+        self.delete(token_hash)
+        return None
 
     def touch(self, token_hash: str, expires_at: datetime) -> None:
-        with self._conn() as conn:
-            conn.execute("UPDATE sessions SET expires_at = ? WHERE token_hash = ?", (_iso(expires_at), token_hash))
+        with self.db.tx() as tx:
+            tx.execute("UPDATE sessions SET expires_at = ? WHERE token_hash = ?", (_iso(expires_at), token_hash))
 
     def update_upstream(self, token_hash: str, library: str, upstream: bytes) -> None:
-        with self._conn() as conn:
-            conn.execute(
+        with self.db.tx() as tx:
+            tx.execute(
                 "UPDATE session_accounts SET upstream = ? WHERE token_hash = ? AND library = ?",
                 (upstream, token_hash, library),
             )
 
     def delete(self, token_hash: str) -> None:
-        with self._conn() as conn:
-            conn.execute("DELETE FROM session_accounts WHERE token_hash = ?", (token_hash,))
-            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM session_accounts WHERE token_hash = ?", (token_hash,))
+            tx.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
     def purge(self, now: datetime) -> int:
-        with self._conn() as conn:
-            expired = [r[0] for r in conn.execute("SELECT token_hash FROM sessions WHERE expires_at <= ?", (_iso(now),))]
+        with self.db.tx() as tx:
+            expired = [r[0] for r in tx.execute("SELECT token_hash FROM sessions WHERE expires_at <= ?",
+                                                (_iso(now),)).fetchall()]
             for th in expired:
-                conn.execute("DELETE FROM session_accounts WHERE token_hash = ?", (th,))
-                conn.execute("DELETE FROM sessions WHERE token_hash = ?", (th,))
+                tx.execute("DELETE FROM session_accounts WHERE token_hash = ?", (th,))
+                tx.execute("DELETE FROM sessions WHERE token_hash = ?", (th,))
         return len(expired)
 
 
+class SQLiteSessionStore(SQLSessionStore):
+    """Sessions in an SQLite file of their own (brought up to the current schema)."""
+
+    def __init__(self, path: str) -> None:
+        from gateway.migrations import ensure_current
+
+        db = SQLiteDatabase(path)
+        ensure_current(db)
+        super().__init__(db)
+
+
 def connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL" if path != ":memory:" else "PRAGMA journal_mode=MEMORY")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
+    return sqlite_connect(path)
 
 
 class Crypto:

@@ -130,6 +130,11 @@ class WinjHttp(Adapter):
         (a password change without a session).  Not re-entrant: flows take it once."""
         card = session if isinstance(session, str) else session.card_number
         key = (self.library.id, card)
+        shared = self.patron_lock  # across processes, when the gateway runs on Redis
+        if shared is not None:
+            with shared(f"{self.library.id}\x00{card}"):
+                yield
+            return
         with _SERIAL_GUARD:
             lock = _SERIAL.setdefault(key, threading.Lock())
         with lock:

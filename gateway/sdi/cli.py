@@ -102,7 +102,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.config import load_config
     from gateway.sdi.harvest import Harvest, make_client, run_library
     from gateway.sdi.store import AlertStore
-    from gateway.sessions import connect
 
     config = load_config(args.config)
     if args.library:
@@ -113,7 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         libraries = [config.libraries[lib] for lib in args.library]
     else:
         libraries = [lib for lib in config.libraries.values() if lib.feed is not None]
-    store = AlertStore(connect(config.gateway.database))
+    from gateway.runtime import open_gateway_database
+
+    store = AlertStore(open_gateway_database(config))
     failed = 0
     with make_client() as client:
         for lib in libraries:

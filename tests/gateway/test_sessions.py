@@ -83,8 +83,8 @@ def test_expired_session(make_app, tmp_path) -> None:
     c = app.test_client()
     token = login(c, ("alpha", "12345", fakes.PASSWORD))
     gw = app.extensions["opacgw"]
-    with gw.store._conn() as conn:
-        conn.execute("UPDATE sessions SET expires_at = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(),))
+    with gw.store.db.tx() as tx:
+        tx.execute("UPDATE sessions SET expires_at = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(),))
     assert_problem(c.get("/v1/libraries/alpha/loans", headers=bearer(token)), 401, "unauthenticated")
 
 
@@ -93,8 +93,8 @@ def test_sliding_expiry(app) -> None:
     token = login(c, ("alpha", "12345", fakes.PASSWORD))
     gw = app.extensions["opacgw"]
     soon = datetime.now(UTC) + timedelta(minutes=2)
-    with gw.store._conn() as conn:
-        conn.execute("UPDATE sessions SET expires_at = ?", (soon.isoformat(),))
+    with gw.store.db.tx() as tx:
+        tx.execute("UPDATE sessions SET expires_at = ?", (soon.isoformat(),))
     cur = c.get("/v1/sessions/current", headers=bearer(token)).get_json()
     assert datetime.fromisoformat(cur["expires_at"]) > soon + timedelta(minutes=20)
 
