@@ -195,3 +195,20 @@ def test_counters_for_rate_limits(pair) -> None:
     assert a.hit("login:y", 1) == 1
     time.sleep(1.2)
     assert b.hit("login:y", 1) == 1
+
+
+def test_login_throttle_counters_are_shared(pair) -> None:
+    a, b = pair
+    ca, clock = a.counters(60)
+    cb = ca if a is b else b.counters(60)[0]
+    t0 = clock()
+    ca.add("login-failures:lib:h", 60)
+    cb.add("login-failures:lib:h", 60)
+    count, oldest = cb.recent("login-failures:lib:h", 60)
+    assert count == 2 and oldest is not None and t0 - 1 <= oldest <= clock()
+    assert ca.recent("login-failures:lib:other", 60) == (0, None)
+    ca.add("short", 0.5)
+    time.sleep(0.7)
+    assert cb.recent("short", 0.5)[0] == 0
+    cb.clear("login-failures:lib:h")
+    assert ca.recent("login-failures:lib:h", 60) == (0, None)
