@@ -13,9 +13,7 @@ import importlib
 import json
 import logging
 import pkgutil
-import threading
 import time
-from collections import deque
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
@@ -70,23 +68,30 @@ def _http_error(exc: HTTPException) -> GatewayError:
 
 
 class _RateLimiter:
-    """A sliding one-minute window per client key (in process)."""
+    """Requests per client key and minute, on the ``limits`` library (Flask-Limiter's engine):
+    a moving window in this process, or in Redis when ``redis_url`` is set, so that N
+    processes share one quota instead of N.  Every answer carries ``RateLimit-Limit``,
+    ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds); a refusal is 429
+    ``rate_limited`` with ``Retry-After``."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, redis_url: str | None) -> None:
+        from limits import RateLimitItemPerMinute, storage, strategies
+
         self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.item = RateLimitItemPerMinute(per_minute)
+        self.storage = storage.storage_from_string(redis_url or "memory://")
+        self.limiter = strategies.MovingWindowRateLimiter(self.storage)
 
-    def check(self, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            q = self._hits.setdefault(client, deque())
-            while q and q[0] <= now - 60:
-                q.popleft()
-            if len(q) >= self.per_minute:
-                raise RateLimited(f"more than {self.per_minute} requests a minute",
-                                  retry_after=max(1, int(60 - (now - q[0]) + 1)))
-            q.append(now)
+    def check(self, client: str) -> dict[str, str]:
+        allowed = self.limiter.hit(self.item, "opacgw", client)
+        stats = self.limiter.get_window_stats(self.item, "opacgw", client)
+        reset = max(1, int(stats.reset_time - time.time() + 0.999))
+        headers = {"RateLimit-Limit": str(self.per_minute), "RateLimit-Remaining": str(stats.remaining),
+                   "RateLimit-Reset": str(reset)}
+        if not allowed:
+            g.ratelimit_headers = headers
+            raise RateLimited(f"more than {self.per_minute} requests a minute", retry_after=reset)
+        return headers
 
 
 def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = None) -> Flask:
@@ -98,7 +103,11 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     gw = Gateway(config, secret_key=secret_key)
     app.extensions["opacgw"] = gw
-    limiter = _RateLimiter(config.gateway.rate_limit_per_minute) if config.gateway.rate_limit_per_minute else None
+    limiter = None
+    if config.gateway.rate_limit_per_minute:
+        from gateway.config import redis_target
+
+        limiter = _RateLimiter(config.gateway.rate_limit_per_minute, redis_target(config.gateway)[0])
 
     from gateway import idempotency, metrics
 
@@ -134,7 +143,7 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
                 raise ClientUnauthorized("send a valid X-API-Key")
             client = hashlib.sha256(key.encode()).hexdigest()[:16]
         if limiter is not None:
-            limiter.check(client)
+            g.ratelimit_headers = limiter.check(client)
         g.client = client
 
     idempotency.install(app, gw)
@@ -143,6 +152,8 @@ def create_app(config: GatewayConfig | None = None, *, secret_key: str | None = 
     def _headers(resp: Response) -> Response:
         # the request's log line is gateway.logs' (JSON, request id, upstream calls)
         resp.headers.setdefault("Cache-Control", "no-store")
+        for name, value in g.get("ratelimit_headers", {}).items():
+            resp.headers[name] = value
         if resp.status_code == 204:
             resp.headers.pop("Content-Type", None)
         return resp

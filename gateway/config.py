@@ -44,6 +44,11 @@ class GatewaySettings(Strict):
     session_ttl_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Fernet key (urlsafe base64, 32 bytes); OPACGW_SECRET_KEY overrides.
     secret_key: str | None = None
+    # Key rotation: [new, old, ...] (MultiFernet; encrypts with the first). Replaces secret_key.
+    secret_keys: list[str] = []
+    # The key of card-number hashes (alerts, lending requests): rotating the encryption keys
+    # never changes it. Unset: derived from the oldest encryption key. OPACGW_CARD_HASH_KEY overrides.
+    card_hash_key: str | None = None
     api_keys: list[str] = []
     read_cache_seconds: float = Field(default=5.0, ge=0, le=600)
     fanout_deadline_seconds: float = Field(default=8.0, gt=0, le=120)

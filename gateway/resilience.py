@@ -193,7 +193,7 @@ class UpstreamGuard:
             self.breaker.call(outcome)
         except pybreaker.CircuitBreakerError:
             pass  # opened meanwhile by another call: this outcome came in too late to count
-        except Exception as exc:  # noqa: BLE001 - the failure itself, re-raised by the caller
+        except Exception as exc:
             if exc is not failure:
                 raise
 

@@ -22,21 +22,21 @@ from flask import current_app
 
 from adapters.base import Adapter
 from core.errors import GatewayError, NotFound
-from gateway.logs import ContextExecutor
-from gateway.auth import AccountRef, Sessions, SessionContext, mask, normalize_card
+from gateway.auth import AccountRef, SessionContext, Sessions, mask, normalize_card
 from gateway.build import build_adapters, make_adapter
 from gateway.config import ConfigError, GatewayConfig, LibraryConfig
+from gateway.db import Database, DatabaseUnavailable, open_database
 from gateway.facade import PatronCalls, PublicCalls
+from gateway.lending import LendingStore
+from gateway.logs import ContextExecutor
+from gateway.migrations import SchemaOutOfDate, ensure_current
 from gateway.models import AccountLogin, AccountState
 from gateway.pipeline import CallPipeline
 from gateway.resilience import ReadCache, UpstreamGuard
-from gateway.secrets import ENV_SECRET, resolve_secret
-from gateway.db import Database, DatabaseUnavailable, open_database
-from gateway.lending import LendingStore
-from gateway.migrations import SchemaOutOfDate, ensure_current
 from gateway.sdi.store import AlertStore
+from gateway.secrets import ENV_SECRET, resolve_keys, resolve_secret
+from gateway.sessions import Crypto, SessionRecord, SQLSessionStore
 from gateway.shared import LocalState, RedisState, RedisUnavailable, describe_redis
-from gateway.sessions import CredentialVault, Crypto, SessionRecord, SQLSessionStore
 from gateway.throttle import LoginThrottle
 
 T = TypeVar("T")
@@ -90,7 +90,11 @@ class Gateway:
     def __init__(self, config: GatewayConfig, *, secret_key: str | None = None) -> None:
         self.config = config
         self.settings = config.gateway
-        self.crypto = Crypto(secret_key or resolve_secret(config))
+        if secret_key:
+            self.crypto = Crypto(secret_key)
+        else:
+            keys, hash_key = resolve_keys(config)
+            self.crypto = Crypto(keys, hash_key)
         self.database = open_gateway_database(config)
         self.store = SQLSessionStore(self.database)
         self.alert_store = AlertStore(self.database)

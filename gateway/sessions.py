@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from gateway.db import Database, SQLiteDatabase, sqlite_connect
 
@@ -157,11 +157,22 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 class Crypto:
-    """Fernet encryption of upstream state, and keyed hashes of card numbers."""
+    """Fernet encryption of upstream state, and keyed hashes of card numbers.
 
-    def __init__(self, key: str | bytes) -> None:
-        self.fernet = Fernet(key)
-        raw = key.encode() if isinstance(key, str) else key
+    ``key`` is one Fernet key or a list ``[new, old, ...]`` (MultiFernet: encrypts with
+    the first, decrypts with any, so a rotation loses no session).  Card-number hashes
+    (and request MACs) use ``hash_key`` — their own key, so rotating the encryption keys
+    never orphans gateway alerts or lending requests; without one they derive from the
+    oldest key of the list (what a single-key gateway always used: set ``card_hash_key``
+    to that key before dropping it)."""
+
+    def __init__(self, key: str | bytes | list[str] | list[bytes], hash_key: str | bytes | None = None) -> None:
+        keys = [key] if isinstance(key, (str, bytes)) else list(key)
+        if not keys:
+            raise ValueError("no secret key")
+        self.fernet = MultiFernet([Fernet(k) for k in keys])
+        base = hash_key if hash_key is not None else keys[-1]
+        raw = base.encode() if isinstance(base, str) else base
         self._hash_key = hashlib.sha256(b"opacgw-card-hash:" + raw).digest()
         #: key for other HMACs of request data (idempotency fingerprints)
         self.hmac_key = hashlib.sha256(b"opacgw-request-mac:" + raw).digest()

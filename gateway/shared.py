@@ -138,11 +138,12 @@ return 0
 class RedisSlots:
     """A counting semaphore across processes: members of a sorted set scored by lease end."""
 
-    POLL = 0.005
+    POLL = 0.02
 
     def __init__(self, client: Any, library: str, limit: int, lease: float) -> None:
         self.client = client
         self.key = f"{PREFIX}slots:{library}"
+        self.wake = f"{PREFIX}slots-wake:{library}"
         self.limit = limit
         self.lease = lease
         self._acquire = client.register_script(_ACQUIRE)
@@ -161,13 +162,21 @@ class RedisSlots:
                     stack = self._mine.stack = []
                 stack.append(member)
                 return True
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
+            # wait for a release (a token on the wake list), or re-check after a while:
+            # a holder that crashed frees its slot only when its lease ends
+            self.client.blpop([self.wake], timeout=max(0.01, min(left, delay)))
+            delay = min(delay * 2, 0.2)
 
     def release(self) -> None:
-        self.client.zrem(self.key, self._mine.stack.pop())
+        with self.client.pipeline() as pipe:
+            pipe.zrem(self.key, self._mine.stack.pop())
+            pipe.lpush(self.wake, 1)
+            pipe.ltrim(self.wake, 0, self.limit - 1)
+            pipe.pexpire(self.wake, int(self.lease * 1000))
+            pipe.execute()
 
 
 class RedisProbeLock:
@@ -272,7 +281,7 @@ class RedisState:
         import redis
 
         self.where = describe_redis(url)
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10,
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
                                            health_check_interval=30)
         try:
             self.client.ping()

@@ -20,6 +20,7 @@ from gateway.db import Database, as_database
 from gateway.models import Alert, AlertCondition, AlertCreate, AlertMatch, AlertUpdate
 from gateway.sdi.engine import Match
 
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 

@@ -141,11 +141,15 @@ def test_rate_limit(make_app) -> None:
     cfg = app.extensions["opacgw"].config
     settings = cfg.gateway.model_copy(update={"rate_limit_per_minute": 3})
     c = make_app(config=cfg.model_copy(update={"gateway": settings})).test_client()
-    for _ in range(3):
-        assert c.get("/v1/libraries").status_code == 200
+    for left in (2, 1, 0):
+        ok = c.get("/v1/libraries")
+        assert ok.status_code == 200
+        assert ok.headers["RateLimit-Limit"] == "3" and ok.headers["RateLimit-Remaining"] == str(left)
+        assert 1 <= int(ok.headers["RateLimit-Reset"]) <= 60
     resp = c.get("/v1/libraries")
     assert_problem(resp, 429, "rate_limited")
-    assert int(resp.headers["Retry-After"]) >= 1
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert resp.headers["RateLimit-Remaining"] == "0"
 
 
 def test_unparseable_upstream_is_upstream_changed_not_empty(client) -> None:
