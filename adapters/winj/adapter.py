@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import httpx
 
-from adapters.base import UpstreamSession, translate_transport_errors
+from adapters.base import SecretFields, UpstreamSession, translate_transport_errors
 from adapters.winj import pages
 from adapters.winj.catalog import WinjCatalog
 from adapters.winj.forms import F_NEW_PASSWORD, F_NEW_PASSWORD2, F_PASSWORD, F_USER, POLICY_LINES
 from adapters.winj.holds import WinjHolds
 from adapters.winj.http import HID_KEY, Page
+from adapters.winj.layout import WinjOptions
 from adapters.winj.loans import WinjLoans
 from core.errors import (
     CardNumberInvalid,
@@ -72,6 +73,14 @@ CORE_CAPABILITIES = frozenset({
 
 class WinjAdapter(WinjAccountMixin, WinjLoans, WinjHolds, WinjCatalog):
     family = "winj"
+    options_model = WinjOptions
+    #: what the forms post that is secret: the cassette scrubber (tests/adapters/winj/flows.py)
+    #: and tests/test_no_secrets.py read this
+    secret_fields = SecretFields(
+        secret=frozenset({F_PASSWORD, F_NEW_PASSWORD, F_NEW_PASSWORD2, "txt_newpassword", "txt_newpassword2"}),
+        cards=frozenset({F_USER}),
+        tokens=frozenset({"hid_session"}),
+    )
     capabilities = CORE_CAPABILITIES | ACCOUNT_CAPABILITIES
     description = "WebOPAC (winj) patron portal: screen-scraped HTML forms"
 

@@ -83,7 +83,7 @@ class WinjHttp(Adapter):
     @cached_property
     def layout(self) -> PortalLayout:
         """What this library's portal looks like (its configuration's first guess)."""
-        return layout_of(self.library.options)
+        return layout_of(getattr(self, "options", None) or self.library.options)
 
     @cached_property
     def context(self) -> tuple[str, str]:

@@ -59,8 +59,22 @@ class PortalLayout(BaseModel):
         return f"{d.year}{self.date_sep}{d.month}{self.date_sep}{d.day}"
 
 
+class WinjOptions(BaseModel):
+    """``[libraries.<id>.options]`` of a winj library, validated when the adapter is built
+    (``Adapter.options_model``): a misspelt layout key is a configuration error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: what the portal looks like (see ``PortalLayout``)
+    portal: PortalLayout = PortalLayout()
+    #: tick 申請確認メールを送信する on a profile change
+    profile_confirm_mail: bool = False
+
+
 def layout_of(options: Any) -> PortalLayout:
     """The portal layout of a library's ``options`` (defaults where not configured)."""
+    if isinstance(options, WinjOptions):
+        return options.portal
     raw = options.get("portal") if isinstance(options, dict) else None
     return PortalLayout.model_validate(raw or {})
 

@@ -193,7 +193,7 @@ class WinjProfile(WinjAccountBase):
                     changes.keep_history is not None and shown.keep_history != changes.keep_history):
                 raise UpstreamChanged("the confirm screen does not show the requested change", library=lib)
             final: list[tuple[str, str]] = [("btn_update", "更新")]
-            if self.library.options.get("profile_confirm_mail") and shown.mail_option:
+            if getattr(self.options, "profile_confirm_mail", False) and shown.mail_option:
                 final += [("chk_mail", "1"), ("cmb_mail", shown.mail_option)]
             try:
                 done = self._post(client, session, ap.PROFILE_UPDATE_PATH, final)

@@ -36,7 +36,7 @@ from core.errors import (
     PasswordChangeRequired,
     PasswordPolicyViolation,
 )
-from fixtures.cassettes import Scrubber, make_scrubber, vcr_for
+from fixtures.cassettes import Scrubber, scrubber_for, vcr_for
 from gateway.config import LibraryConfig, sandbox_config
 from gateway.models import HoldRequest, HoldUpdate, SearchQuery
 
@@ -264,22 +264,22 @@ def replay_library(library: str) -> LibraryConfig:
 
 
 # ------------------------------------------------------------------ scrubbing
-#: every password field of the winj forms (login, password change, 利用者情報変更)
-SECRET_FIELDS = frozenset({"txt_password", "txt_new_password", "txt_new_password2",
-                           "txt_newpassword", "txt_newpassword2"})
+#: every password field of the winj forms (login, password change, 利用者情報変更): what
+#: the adapter declares it posts as secret
+SECRET_FIELDS = WinjAdapter.secret_fields.secret
 
 
 def winj_scrubber(cards: Iterable[str]) -> Scrubber:
-    """The winj scrubbing (``fixtures.cassettes``): password fields dropped; the session id
-    (``hid_session`` in forms, pages and the links that carry it, the ``JSESSIONID``
-    cookie's value) replaced; ``cards`` masked; the loopback host:port → ``winj.test``;
-    no request cookies, and no Host/Date/Server either, so a re-recording only differs
-    where the pages do.  ``Set-Cookie`` stays with its value scrubbed: the adapter checks
-    that the portal issued a session before the login."""
-    return make_scrubber(
-        drop_form_fields=SECRET_FIELDS, scrub_form_fields={"hid_session"},
-        card_form_fields={"txt_usercd"}, scrub_hidden_inputs=("hid_session",),
-        scrub_query_params=("hid_session",), card_numbers=cards, replay_host=HOST,
+    """The winj scrubbing, built from ``WinjAdapter.secret_fields`` (``fixtures.cassettes.
+    scrubber_for``): password fields dropped; the session id (``hid_session`` in forms,
+    pages and the links that carry it, the ``JSESSIONID`` cookie's value) replaced;
+    ``cards`` masked; the loopback host:port → ``winj.test``; no request cookies, and no
+    Host/Date/Server either, so a re-recording only differs where the pages do.
+    ``Set-Cookie`` stays with its value scrubbed: the adapter checks that the portal issued
+    a session before the login."""
+    return scrubber_for(
+        WinjAdapter.secret_fields, drop_secrets=True,
+        scrub_query_params=tuple(sorted(WinjAdapter.secret_fields.tokens)), card_numbers=cards, replay_host=HOST,
         scrub_headers={"set-cookie"}, drop_headers={"cookie", "host", "date", "server"},
     )
 

@@ -165,6 +165,7 @@ def test_confirmation_mail_when_the_library_option_asks_for_it() -> None:
     with live_adapter("niigata-city") as (adapter, app):
         opts = dict(adapter.library.options, profile_confirm_mail=True)
         adapter.library = adapter.library.model_copy(update={"options": opts})
+        adapter.options = adapter.options_model.model_validate(opts)
         s = adapter.login(*ACCOUNTS["niigata-city"])
         adapter.update_profile(s, ProfileUpdate(emails=[Email(address="satsuki@example.jp", kind="pc")]), None)
         st = app.extensions[EXT_KEY]
