@@ -9,11 +9,13 @@ path.  The tools call the API in process with the caller's own Authorization hea
 from __future__ import annotations
 
 import io
+import json
 import threading
 
 from flask import Blueprint, Response, current_app, request
 
-from gateway.http import spec
+from core.errors import InvalidRequest
+from gateway.http import body, spec
 from gateway.models import JsonRpcRequest
 
 bp = Blueprint("mcp", __name__)
@@ -36,7 +38,26 @@ def endpoint() -> object:
 @spec(auth="patron-or-client", body=JsonRpcRequest, summary="Model Context Protocol (streamable HTTP, JSON-RPC): the gateway's tools "
       "for assistants; send the session token as Authorization: Bearer", content_type="application/json")
 def mcp() -> Response:
-    wsgi = endpoint().wsgi  # type: ignore[attr-defined]
+    body(JsonRpcRequest)  # a bad body is a 400 problem here, before the SDK sees it
     raw = request.get_data(cache=True)  # the body may have been read already (Idempotency-Key)
-    environ = {**request.environ, "wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
-    return Response.from_app(wsgi, environ, buffered=True)
+    environ = {key: value for key, value in request.environ.items()
+               if not key.startswith("HTTP_") or key in _FORWARDED}
+    # only what the transport reads, in a form any ASGI bridge can encode
+    for key in _FORWARDED:
+        value = environ.get(key)
+        if isinstance(value, str) and not value.isascii():
+            del environ[key]
+    environ.update({"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw)), "QUERY_STRING": "",
+                    "CONTENT_TYPE": "application/json", "PATH_INFO": "/mcp", "SCRIPT_NAME": ""})
+    answer = Response.from_app(endpoint().wsgi, environ, buffered=True)  # type: ignore[attr-defined]
+    if answer.status_code >= 400:  # the transport's own refusals (Accept, protocol version) as problems
+        try:
+            message = json.loads(answer.get_data()).get("error", {}).get("message")
+        except (ValueError, AttributeError):
+            message = None
+        raise InvalidRequest(f"MCP: {message or answer.status}")
+    return answer
+
+
+_FORWARDED = frozenset({"HTTP_AUTHORIZATION", "HTTP_ACCEPT", "HTTP_MCP_PROTOCOL_VERSION", "HTTP_MCP_SESSION_ID",
+                        "HTTP_X_API_KEY", "HTTP_X_REQUEST_ID", "HTTP_HOST", "HTTP_ORIGIN", "HTTP_ACCEPT_LANGUAGE"})

@@ -183,3 +183,21 @@ def test_mcp_is_in_the_openapi(gateway: str) -> None:
     op = doc["paths"]["/mcp"]["post"]
     assert op["requestBody"]["content"]["application/json"]["example"]["method"] == "tools/call"
     assert op["tags"] == ["mcp"]
+
+
+def test_bad_mcp_requests_are_problems(client) -> None:
+    """What the transport refuses is a problem+json like any bad input, never a 500."""
+    from tests.gateway.test_errors import assert_problem
+
+    accept = {"Accept": "application/json, text/event-stream"}
+    assert_problem(client.post("/mcp", data=b"{oops", content_type="application/json"), 400, "invalid_request")
+    assert_problem(client.post("/mcp", json=[{"jsonrpc": "2.0"}]), 400, "invalid_request")
+    assert_problem(client.post("/mcp", json={"jsonrpc": "1.0", "method": "x"}, headers=accept), 400,
+                   "invalid_request")
+    body = assert_problem(client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}), 400,
+                          "invalid_request")
+    assert body["detail"].startswith("MCP: ")  # no Accept of both JSON and event streams
+    listed = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                         headers={**accept, "Idempotency-Key": "Ā-non-latin", "MCP-Protocol-Version": "2025-06-18"})
+    assert listed.status_code == 200 and {t["name"] for t in listed.get_json()["result"]["tools"]} == TOOLS
+    assert_problem(client.get("/mcp"), 405, "method_not_allowed")
