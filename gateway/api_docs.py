@@ -278,7 +278,8 @@ def build_openapi() -> dict[str, Any]:
                   for p in re.findall(r"{([a-z_]+)}", path)]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {"summary": meta["summary"], "operationId": rule.endpoint.replace(".", "_"),
-                                  "tags": [_tag(path)], "parameters": list(params),
+                                  "tags": [_tag(path)],
+                                  "parameters": [*params, {"$ref": "#/components/parameters/RequestId"}],
                                   "security": _security(meta["auth"], api_keys)}
             if meta["query"] is not None:
                 op["parameters"] += _query_params(meta["query"])
@@ -301,6 +302,7 @@ def build_openapi() -> dict[str, Any]:
                 ok["content"] = {"application/json": media}
             elif meta["content_type"]:
                 ok["content"] = {meta["content_type"]: {"schema": {"type": "string"}}}
+            ok["headers"] = {"X-Request-ID": {"$ref": "#/components/headers/RequestId"}}
             responses: dict[str, Any] = {str(meta["status"]): ok}
             errors = _problems(rule.endpoint, meta, path, method, api_keys)
             for status in sorted({cls.status for cls in errors}):
@@ -322,6 +324,13 @@ def build_openapi() -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(components.items())),
+            "parameters": {"RequestId": {
+                "name": "X-Request-ID", "in": "header", "required": False,
+                "description": "your id for this request, echoed back and in every log line of it "
+                               "(else the gateway makes one)",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@/+=-]{1,128}$"}}},
+            "headers": {"RequestId": {"description": "the request's id (yours when sane, else generated)",
+                                      "schema": {"type": "string"}}},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "the session token of POST /v1/sessions"},

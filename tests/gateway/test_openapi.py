@@ -45,7 +45,7 @@ def test_document_is_valid_openapi_3_1(doc) -> None:
 
 def test_query_parameters_are_typed_with_bounds_and_enums(doc) -> None:
     def param(method: str, path: str, name: str) -> dict:
-        return next(p for p in _op(doc, method, path)["parameters"] if p["name"] == name)["schema"]
+        return next(p for p in _op(doc, method, path)["parameters"] if p.get("name") == name)["schema"]
 
     assert param("GET", "/v1/libraries/{library}/history", "page") == {
         "type": "integer", "minimum": 1, "maximum": 1000, "default": 1}
@@ -56,7 +56,7 @@ def test_query_parameters_are_typed_with_bounds_and_enums(doc) -> None:
     assert param("GET", "/v1/summary", "lang")["enum"] == ["ja", "en"]
     assert param("GET", "/v1/summary", "format")["enum"] == ["text", "ssml"]
     assert param("GET", "/v1/libraries/{library}/records", "page")["type"] == "integer"
-    required = [p["name"] for p in _op(doc, "GET", "/v1/availability")["parameters"] if p["required"]]
+    required = [p["name"] for p in _op(doc, "GET", "/v1/availability")["parameters"] if p.get("required")]
     assert required == ["isbn"]
 
 
@@ -71,6 +71,15 @@ def test_the_views_enforce_what_the_document_says(client) -> None:
     assert_problem(client.get("/v1/availability?isbn=9784062748797&timeout=61"), 400, "invalid_request")
     assert_problem(client.get("/v1/availability"), 400, "invalid_request")
     assert client.get("/v1/libraries/alpha/history?page=2&per_page=5&_=cachebust", headers=h).status_code != 400
+
+
+def test_the_request_id_is_documented(doc, client) -> None:
+    op = _op(doc, "GET", "/v1/libraries")
+    assert {"$ref": "#/components/parameters/RequestId"} in op["parameters"]
+    assert "X-Request-ID" in op["responses"]["200"]["headers"]
+    pattern = doc["components"]["parameters"]["RequestId"]["schema"]["pattern"]
+    assert client.get("/v1/libraries", headers={"X-Request-ID": "r-1"}).headers["X-Request-ID"] == "r-1"
+    assert pattern.startswith("^[")
 
 
 def test_each_operation_lists_only_its_own_problems(doc) -> None:
