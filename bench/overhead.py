@@ -72,11 +72,14 @@ def main() -> None:
     conf.write_text(to_toml(cfg), encoding="utf-8")
     port = free_port()
     env = {**os.environ, "OPACGW_CONFIG": str(conf)}
+    log_file = (conf.parent / "gateway.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "gateway.wsgi:app", "--worker-class", "gthread",
          "--workers", str(args.workers), "--threads", str(args.threads), "--bind", f"127.0.0.1:{port}",
          "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The gateway's log lines go to a file: a pipe nobody reads fills up after a few
+        # hundred requests' JSON lines and then blocks every worker that logs.
+        env=env, stdout=subprocess.DEVNULL, stderr=log_file)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
