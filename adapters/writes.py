@@ -105,6 +105,8 @@ def unknown_outcome(exc: BaseException) -> bool:
     gateway error page).  A refused connection never sent anything."""
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         return False
+    if isinstance(exc, GatewayError) and int(exc.extra.get("http_status") or 0) >= 500:
+        return True  # an error page in place of the answer (e.g. the portal crashed after acting)
     return isinstance(exc, (httpx.TransportError, UpstreamTimeout, UpstreamUnavailable))
 
 

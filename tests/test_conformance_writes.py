@@ -8,7 +8,8 @@ last step never sent; hold ok, duplicate, blocked, and the same lost answers.
 
 Faults sit in the adapter's transport: the matched request (the write's last step:
 延長/予約 confirm, 実行, RenewItem/RequestItem, the SOAP renew/place operation) is either
-forwarded to the simulator and its answer dropped (the library acted), or not sent.
+forwarded to the simulator and its answer lost (the library acted: a timeout, a reset,
+or an HTML 502 page in its place), or not sent.
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ class Faults(httpx.BaseTransport):
             response.close()
             if self.mode == "reset":
                 raise httpx.RemoteProtocolError("connection reset after the request", request=request)
+            if self.mode == "error_page":  # e.g. a proxy's 502, or the portal crashing after it acted
+                return httpx.Response(502, headers={"Content-Type": "text/html"},
+                                      content=b"<html><body>502 Bad Gateway</body></html>", request=request)
             raise httpx.ReadTimeout("the answer was lost", request=request)  # ... the answer is lost
         return self.inner.handle_request(request)
 
@@ -253,7 +257,7 @@ def test_renew_ok_and_refused_with_every_reason(world: World) -> None:
         assert one.status_code == 422 and one.get_json()["code"] == "not_renewable", one.get_json()
 
 
-@pytest.mark.parametrize("mode", ["timeout", "reset"])
+@pytest.mark.parametrize("mode", ["timeout", "reset", "error_page"])
 def test_renewal_whose_answer_is_lost_is_learned_by_re_reading(world: World, mode: str) -> None:
     w, c = world, world.app.test_client()
     h = w.login(w.row.renewer)
@@ -317,7 +321,7 @@ def test_hold_ok_duplicate_and_blocked(world: World) -> None:
         assert blocked.status_code == 403 and blocked.get_json()["code"] == "account_blocked", blocked.get_json()
 
 
-@pytest.mark.parametrize("mode", ["timeout", "reset"])
+@pytest.mark.parametrize("mode", ["timeout", "reset", "error_page"])
 def test_hold_whose_answer_is_lost_is_learned_by_re_reading(world: World, mode: str) -> None:
     w, c = world, world.app.test_client()
     h = w.login(w.row.holder)

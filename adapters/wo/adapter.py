@@ -164,7 +164,8 @@ class WoAdapter(Adapter):
                 raise SessionExpired()
             raise html.changed(f"unexpected redirect to {where}", library=self.library.id)
         if response.status_code >= 500:
-            raise UpstreamError(f"the portal answered HTTP {response.status_code}", library=self.library.id)
+            raise UpstreamError(f"the portal answered HTTP {response.status_code}", library=self.library.id,
+                                http_status=response.status_code)
         text = parse.decode(response.content, response.headers.get("content-type"))
         if session_needed and parse.page_info(text).is_login:
             raise SessionExpired()
