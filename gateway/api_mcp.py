@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
@@ -40,23 +41,32 @@ def endpoint() -> object:
 def mcp() -> Response:
     body(JsonRpcRequest)  # a bad body is a 400 problem here, before the SDK sees it
     raw = request.get_data(cache=True)  # the body may have been read already (Idempotency-Key)
+    answer = Response.from_app(endpoint().wsgi, _transport_environ(raw), buffered=True)  # type: ignore[attr-defined]
+    if answer.status_code >= 400:  # the transport's own refusals (Accept, protocol version) as problems
+        raise InvalidRequest(f"MCP: {_transport_message(answer) or answer.status}")
+    return answer
+
+
+def _transport_environ(raw: bytes) -> dict[str, Any]:
+    """The request as the MCP transport reads it: only the forwarded headers, in a form any
+    ASGI bridge can encode, the body replayed."""
     environ = {key: value for key, value in request.environ.items()
                if not key.startswith("HTTP_") or key in _FORWARDED}
-    # only what the transport reads, in a form any ASGI bridge can encode
     for key in _FORWARDED:
         value = environ.get(key)
         if isinstance(value, str) and not value.isascii():
             del environ[key]
     environ.update({"wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw)), "QUERY_STRING": "",
                     "CONTENT_TYPE": "application/json", "PATH_INFO": "/mcp", "SCRIPT_NAME": ""})
-    answer = Response.from_app(endpoint().wsgi, environ, buffered=True)  # type: ignore[attr-defined]
-    if answer.status_code >= 400:  # the transport's own refusals (Accept, protocol version) as problems
-        try:
-            message = json.loads(answer.get_data()).get("error", {}).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        raise InvalidRequest(f"MCP: {message or answer.status}")
-    return answer
+    return environ
+
+
+def _transport_message(answer: Response) -> str | None:
+    try:
+        message = json.loads(answer.get_data()).get("error", {}).get("message")
+    except (ValueError, AttributeError):
+        return None
+    return message if isinstance(message, str) else None
 
 
 _FORWARDED = frozenset({"HTTP_AUTHORIZATION", "HTTP_ACCEPT", "HTTP_MCP_PROTOCOL_VERSION", "HTTP_MCP_SESSION_ID",
