@@ -9,6 +9,8 @@ ceil(N / 4) × one read.  Prints, measured side by side in one run:
 - the N concurrent reads' wall time, the ideal ceil(N/4) × 300 ms and wall / ideal
   (target ≤ 1.2)
 - the peak number of requests in flight at the simulator (= 4, never more)
+- the same burst through the old guard, whose breaker lock was held across the call
+  (pybreaker's ``CircuitBreaker.call``): the baseline this fix is measured against
 
 Run: python bench/concurrency.py [--requests 16] [--sessions 4] [--latency 300] [--cap 4]
 """
@@ -47,6 +49,33 @@ def main() -> None:
         update={"max_concurrency": args.cap, "timeout": 60})
     app = create_app(gateway_config({"bench": lib}))
     server = serve_app(app, name="gateway")
+    result = measure(app, server, args, sim)
+    server.stop()
+    app.extensions["opacgw"].close()
+    # the baseline: a lock held across each call, as pybreaker's CircuitBreaker.call did
+    old_app = create_app(gateway_config({"bench": lib}))
+    guard = old_app.extensions["opacgw"].guard("bench")
+    lock = threading.Lock()
+    slot = guard._with_slot
+
+    def serialised(fn):  # type: ignore[no-untyped-def]
+        return slot(lambda: _locked(lock, fn))
+
+    guard._with_slot = serialised  # type: ignore[method-assign]
+    old_server = serve_app(old_app, name="gateway-old")
+    baseline = measure(old_app, old_server, args, sim)
+    old_server.stop()
+    old_app.extensions["opacgw"].close()
+    sim.stop()
+    report(args, result, baseline)
+
+
+def _locked(lock: threading.Lock, fn):  # type: ignore[no-untyped-def]
+    with lock:
+        return fn()
+
+
+def measure(app, server, args, sim):  # type: ignore[no-untyped-def]
     card, password = demo(TEMPLATE)
     with httpx.Client(base_url=server.url, timeout=120) as c:
         tokens = []
@@ -86,7 +115,11 @@ def main() -> None:
     sim.counts(reset=True)
     walls = sorted(burst() for _ in range(args.repeat))
     wall = walls[len(walls) // 2]
-    counts = sim.counts()
+    return single, wall, sim.counts()
+
+
+def report(args, result, baseline) -> None:  # type: ignore[no-untyped-def]
+    single, wall, counts = result
     ideal = max(1, math.ceil(args.requests / args.cap) * args.latency) / 1000
     print(f"{args.requests} concurrent GET /v1/libraries/{{id}}/loans from {args.sessions} sessions of one "
           f"library, {args.latency} ms upstream latency, max_concurrency = {args.cap} (median of {args.repeat})")
@@ -96,9 +129,10 @@ def main() -> None:
     print(f"  ratio wall / ideal                      : {wall / ideal:6.2f}   (target <= 1.2)")
     print(f"  peak requests in flight at the upstream : {counts['peak']:6d}   (= {args.cap})")
     print(f"  upstream requests per read              : {counts['total'] / (args.requests * args.repeat):6.2f}")
-    server.stop()
-    sim.stop()
-    app.extensions["opacgw"].close()
+    _, old_wall, old_counts = baseline
+    print(f"  baseline, breaker lock held across calls: {old_wall * 1000:8.1f} ms, wall / ideal "
+          f"{old_wall / ideal:5.2f}, peak in flight {old_counts['peak']}")
+    print(f"  speed-up over the baseline              : {old_wall / wall:6.2f}x")
 
 
 if __name__ == "__main__":
