@@ -96,6 +96,8 @@ SEL_SDI_ROW = "tr.sdi"
 SEL_SDI_FORM = "form#sdi-form"
 SEL_SDI_CONFIRM = "form#sdi-confirm-form"
 SEL_MESSAGE = "#message p"
+SEL_ANY_ROW = "li, tr"
+SEL_HEADER_CELL = "th"
 SEL_ERROR = "p.error"
 SEL_FORM_CONTROLS = "input, select, textarea"
 SEL_OPTION = "option"
@@ -400,6 +402,21 @@ def _date(text: str, what: str, library: str | None) -> date:
         raise UpstreamChanged(f"unreadable {what}: {text!r}", library=library) from exc
 
 
+def _list_rows(container: Node, selector: str, what: str, library: str | None) -> list[Node]:
+    """The rows of a list or table that match ``selector`` — and every row the container
+    holds must match: a row whose class changed is layout drift (502), never a shorter list."""
+    rows = list(container.css(selector))
+    cid = container.mem_id
+    structural = [n for n in container.css(SEL_ANY_ROW) if n.css_first(SEL_HEADER_CELL) is None
+                  and n.parent is not None and (n.parent.mem_id == cid or (
+                      n.parent.tag in ("tbody", "thead", "tfoot") and n.parent.parent is not None
+                      and n.parent.parent.mem_id == cid))]
+    if len(structural) != len(rows):
+        raise UpstreamChanged(f"the {what} page changed: {len(rows)} rows match where the list has "
+                              f"{len(structural)}", library=library)
+    return rows
+
+
 def parse_history(html: str | HTMLParser, library: str | None = None) -> HistorySlice:
     """借りたことがある資料 (one page of it)."""
     t = tree(html)
@@ -415,7 +432,7 @@ def parse_history(html: str | HTMLParser, library: str | None = None) -> History
     if total is None:
         raise UpstreamChanged("no 該当件数 on 借りたことがある資料", library=library)
     entries = []
-    for li in lst.css(SEL_HISTORY_ITEM):
+    for li in _list_rows(lst, SEL_HISTORY_ITEM, "借りたことがある資料", library):
         a = li.css_first(SEL_ITEM_TITLE)
         title = node_text(a)
         record_id = _bibid(a)
@@ -443,7 +460,7 @@ def parse_messages(html: str | HTMLParser, tz: ZoneInfo, library: str | None = N
             return []
         raise UpstreamChanged("no table on 通知メッセージ一覧", library=library)
     out = []
-    for row in table.css(SEL_MESSAGE_ROW):
+    for row in _list_rows(table, SEL_MESSAGE_ROW, "通知メッセージ", library):
         a = row.css_first(SEL_MESSAGE_SUBJECT)
         m = _NO.search(a.attributes.get("href") or "") if a is not None else None
         stamp = node_text(row.css_first(SEL_MESSAGE_DATE))
@@ -471,7 +488,7 @@ def parse_shelves(html: str | HTMLParser, library: str | None = None) -> list[Sh
             return []
         raise UpstreamChanged("no table on 本棚一覧", library=library)
     out = []
-    for row in table.css(SEL_SHELF_ROW):
+    for row in _list_rows(table, SEL_SHELF_ROW, "本棚", library):
         a = row.css_first(SEL_SHELF_NAME)
         m = _NO.search(a.attributes.get("href") or "") if a is not None else None
         count = _int(node_text(row.css_first(SEL_SHELF_COUNT)))
@@ -505,7 +522,7 @@ def parse_shelf_items(html: str | HTMLParser, library: str | None = None) -> She
     if m is None:
         raise UpstreamChanged("no 件数 on 本棚資料一覧", library=library)
     items = []
-    for li in lst.css(SEL_SHELF_ITEM):
+    for li in _list_rows(lst, SEL_SHELF_ITEM, "本棚の資料", library):
         chk = li.css_first(SEL_SHELF_ITEM_CHECK)
         a = li.css_first(SEL_ITEM_TITLE)
         record_id = (chk.attributes.get("value") if chk is not None else None) or _bibid(a)
@@ -578,7 +595,7 @@ def parse_sdi_list(html: str | HTMLParser, library: str | None = None) -> list[S
             return []
         raise UpstreamChanged("no table on 新着図書お知らせメール", library=library)
     out = []
-    for row in table.css(SEL_SDI_ROW):
+    for row in _list_rows(table, SEL_SDI_ROW, "新着図書お知らせメール", library):
         no = row.css_first(SEL_SDI_NO)
         title = node_text(row.css_first(SEL_SDI_TITLE))
         state = node_text(row.css_first(SEL_SDI_STATE))
