@@ -212,3 +212,21 @@ def test_login_throttle_counters_are_shared(pair) -> None:
     assert cb.recent("short", 0.5)[0] == 0
     cb.clear("login-failures:lib:h")
     assert ca.recent("login-failures:lib:h", 60) == (0, None)
+
+
+def test_rate_limit_is_one_quota_for_all_processes() -> None:
+    from flask import Flask
+
+    from core.errors import RateLimited
+    from gateway.app import _RateLimiter
+
+    with Flask("t").app_context():
+        for url in fresh_redis_url():
+            a, b = _RateLimiter(3, url), _RateLimiter(3, url)
+            assert a.check("client")["RateLimit-Remaining"] == "2"
+            assert b.check("client")["RateLimit-Remaining"] == "1"
+            assert a.check("client")["RateLimit-Remaining"] == "0"
+            with pytest.raises(RateLimited) as exc:
+                b.check("client")
+            assert 1 <= exc.value.retry_after <= 60
+            assert a.check("other")["RateLimit-Remaining"] == "2"  # per client
