@@ -246,6 +246,19 @@ def cmd_db(args: argparse.Namespace) -> int:
         db.close()
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """opacgw probe URL: the family, context path, charset and login form of a public OPAC."""
+    from gateway.probe import ProbeFailed, probe
+
+    try:
+        result = probe(args.url, timeout=args.timeout)
+    except ProbeFailed as exc:
+        print(f"opacgw probe: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(result.report(args.id))
+    return 0
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from cryptography.fernet import Fernet
 
@@ -286,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["upgrade", "version"])
     d.add_argument("--config", help=f"TOML configuration (default: ${ENV_CONFIG}, else the sandbox)")
     d.set_defaults(func=cmd_db)
+
+    pr = sub.add_parser("probe", help="name the portal family of a public OPAC URL and print a "
+                                      "[libraries.<id>] stanza (no credentials; exit 2 if unknown)")
+    pr.add_argument("url")
+    pr.add_argument("--id", help="the library id of the stanza (default: from the host name)")
+    pr.add_argument("--timeout", type=float, default=10.0)
+    pr.set_defaults(func=cmd_probe)
 
     k = sub.add_parser("keygen", help="print a new secret key for gateway.secret_key")
     k.set_defaults(func=cmd_keygen)
