@@ -242,8 +242,8 @@ def _problems(endpoint: str, meta: dict[str, Any], path: str, method: str,
         found.append(NotFound)
     if meta["body"] is not None:
         found += [InvalidRequest, UnsupportedMediaType]
-    if meta["query"] is not None:
-        found.append(InvalidRequest)
+    if meta["query"] is not None or "{" in path:
+        found.append(InvalidRequest)  # also: a control character in a path segment or query value
     if method == "POST":
         found += [InvalidRequest, Conflict]  # Idempotency-Key: malformed, reused or in progress
     if endpoint not in _MERGED and endpoint not in _LOCAL:

@@ -15,6 +15,8 @@ from core.errors import PasswordPolicyViolation
 from core.policy import check_password
 from gateway.http import body, json_response, spec
 from gateway.models import PasswordRegistration
+from gateway.api_sessions import client_identity
+from gateway.auth import throttled_login
 from gateway.runtime import gw, mask, normalize_card
 
 bp = Blueprint("registration", __name__)
@@ -25,8 +27,8 @@ bp = Blueprint("registration", __name__)
       summary="Register the first password of a card (card number + birth date)")
 def register(library: str) -> Response:
     lib = gw().library(library)
+    reg = body(PasswordRegistration)  # bad input is a 400 first, whatever the library offers
     gw().require(library, Adapter.register_password, f"{lib.name} does not register passwords through its system")
-    reg = body(PasswordRegistration)
     violations = check_password(lib.password_policy, reg.new_password)
     if violations:
         p = lib.password_policy
@@ -35,5 +37,8 @@ def register(library: str) -> Response:
             library=library, violations=violations,
         )
     card = normalize_card(lib, reg.card_number)
-    gw().public(library).register_password(card, reg.birth_date, reg.new_password)
+    # card number + birth date is a password too: the same budgets as a login
+    gw().throttle.check_client(client_identity())
+    throttled_login(gw(), library, card,
+                    lambda: gw().public(library).register_password(card, reg.birth_date, reg.new_password))
     return json_response({"library": library, "card_number_masked": mask(card), "registered": True}, status=201)

@@ -223,10 +223,17 @@ def install_request_log(app: Flask) -> None:
                 logs.CURRENT.set(None)
 
 
+#: no library id, loan, hold, record, shelf or alert id is this long: refused, not sent upstream
+MAX_PATH_SEGMENT = 256
+
+
 def _refuse_control_characters_in_url() -> None:
     """Path segments and query values go upstream too (ids, search terms): 400, never a 500."""
     from gateway.http import has_control_characters
 
+    if any(len(segment) > MAX_PATH_SEGMENT for segment in request.path.split("/")):
+        raise InvalidRequest(f"a path segment is longer than {MAX_PATH_SEGMENT} characters",
+                             errors=[{"field": "(path)", "message": "too long"}])
     if has_control_characters(request.path):
         raise InvalidRequest("the path holds a control character",
                              errors=[{"field": "(path)", "message": "control characters are not allowed"}])
