@@ -43,8 +43,8 @@ winj truncated          503 upstream_unavailable  503 upstream_unavailable  503 
 winj empty              502 upstream_changed      502 upstream_changed      502 upstream_changed      502 upstream_changed      502 upstream_changed
 winj login_page         201                       200                       200                       200                       201 ok
 winj renamed            201                       502 upstream_changed      502 upstream_changed      502 upstream_changed      502 upstream_changed
-winj no_table           201                       502 upstream_changed      502 upstream_changed      502 upstream_changed      502 upstream_changed
-winj no_charset         201                       200                       502 upstream_changed      200                       502 upstream_changed
+winj no_table           201                       200                       200                       200                       201 ok
+winj no_charset         201                       200                       200                       200                       201 ok
 winj maintenance        503 upstream_maintenance  503 upstream_maintenance  503 upstream_maintenance  503 upstream_maintenance  503 upstream_maintenance
 winj maintenance_window 503 upstream_maintenance  503 upstream_maintenance  503 upstream_maintenance  503 upstream_maintenance  503 upstream_maintenance
 wo dead                 503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable
@@ -127,12 +127,6 @@ def test_after_the_fault_the_next_call_succeeds_and_nothing_is_done_twice(result
                 assert len(ids) == len(set(ids)), (family, fault, ids)
 
 
-#: cells whose 200 is wrong today, owned elsewhere: the winj adapter reads an undeclared
-#: Shift_JIS loans page as mojibake (#16.10, the winj/adapters rebuild); the table pins
-#: today's answer, test_known_wrong_lists fails as soon as it is right
-KNOWN_WRONG = {("winj", "no_charset", "loans")}
-
-
 def _true_list(results: Any, family: str, fault: str, op: str) -> bool:
     base = results[family][("none", op)][0]
     assert base.status == 200 and base.body[op], (family, op)
@@ -146,14 +140,7 @@ def test_a_list_answered_under_a_fault_is_the_true_list(results: Any) -> None:
     for family in FAMILIES:
         for op in ("loans", "holds"):
             for fault in ALL_FAULTS:
-                if (family, fault, op) not in KNOWN_WRONG:
-                    assert _true_list(results, family, fault, op), (family, fault, op)
-
-
-@pytest.mark.xfail(strict=True, reason="winj reads an undeclared Shift_JIS loans page as mojibake (#16.10)")
-def test_known_wrong_lists(results: Any) -> None:
-    for family, fault, op in sorted(KNOWN_WRONG):
-        assert _true_list(results, family, fault, op), (family, fault, op)
+                assert _true_list(results, family, fault, op), (family, fault, op)
 
 
 def test_slow_and_dripping_upstreams_are_cut_at_the_deadline(results: Any) -> None:
@@ -195,10 +182,10 @@ def test_the_circuit_recovers_after_its_reset_time(tmp_path: Any) -> None:
         assert r.status_code == 503 and int(r.headers["Retry-After"]) <= reset + 1
         assert proxy.forwarded == calls  # open: not called
         while (r := c.get(f"/v1/libraries/{lib_id}/loans", headers=h)).status_code != 200:
-            assert time.monotonic() - healed < reset + 2
+            assert time.monotonic() - healed < reset + 5
             time.sleep(0.05)
         recovered = time.monotonic() - healed
-        assert recovered <= reset + 0.5, recovered
+        assert reset * 0.9 <= recovered <= reset + 1.5, recovered  # the reset time, not much more
         assert c.get(f"/v1/libraries/{lib_id}").get_json()["status"] == "up"
     finally:
         app.extensions["opacgw"].close()

@@ -24,7 +24,7 @@ def _routes(app: Any) -> list[tuple[str, str, dict[str, Any]]]:
         doc = build_openapi()
     out = []
     for path, item in doc["paths"].items():
-        if path.startswith("/sandbox"):
+        if path.startswith(("/sandbox", "/mcp")):  # /mcp speaks JSON-RPC, with its own errors
             continue
         for method, op in item.items():
             out.append((method.upper(), path, op))
