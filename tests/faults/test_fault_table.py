@@ -83,8 +83,8 @@ ncip drip               504 upstream_timeout      504 upstream_timeout      504 
 ncip http500            503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  201 upstream_unavailable
 ncip http502            503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  201 upstream_unavailable
 ncip http503            503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  201 upstream_unavailable
-ncip reset              503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable
-ncip truncated          503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable
+ncip reset              503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  201 upstream_unavailable
+ncip truncated          503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  503 upstream_unavailable  201 upstream_unavailable
 ncip empty              502 upstream_changed      502 upstream_changed      502 upstream_changed      502 upstream_changed      201 upstream_changed
 ncip login_page         201                       200                       200                       200                       201 ok
 ncip renamed            502 upstream_changed      502 upstream_changed      502 upstream_changed      502 upstream_changed      201 upstream_changed
