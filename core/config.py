@@ -77,6 +77,13 @@ class FeedConfig(Strict):
     set: str | None = None
 
 
+class CanaryAccount(Strict):
+    """A test patron for `opacgw canary`: the card in the file, the password in a variable."""
+
+    card_number: str = Field(min_length=1)
+    password_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class LibraryConfig(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str
@@ -92,6 +99,8 @@ class LibraryConfig(Strict):
     max_concurrency: int = Field(default=4, ge=1, le=256)
     hold_limit: int | None = Field(default=None, ge=1)
     feed: FeedConfig | None = None
+    # the read-only journey of `opacgw canary` (login, loans, holds, logout)
+    canary: CanaryAccount | None = None
     # Adapter-specific settings (paths, NCIP agency ids, SOAP mappings, ...);
     # each adapter validates its own with a model of its own.
     options: dict[str, Any] = {}

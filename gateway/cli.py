@@ -259,6 +259,27 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    """opacgw canary: login, loans, holds, logout with each library's canary account."""
+    from gateway import canary
+
+    path = args.config or os.environ.get(ENV_CONFIG)
+    config = load_config(path) if path else sandbox_config()
+    if args.library and args.library not in config.libraries:
+        print(f"opacgw canary: no library {args.library!r} in {config.source}", file=sys.stderr)
+        return 2
+    results = canary.run(config, args.library)
+    if not results:
+        print(f"opacgw canary: no library in {config.source} has a canary account "
+              "(canary = {card_number = \"...\", password_env = \"NAME\"})", file=sys.stderr)
+        return 2
+    for r in results:
+        print(r.line())
+    if args.textfile:
+        canary.write_textfile(args.textfile, results)
+    return canary.exit_code(results)
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from cryptography.fernet import Fernet
 
@@ -306,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--id", help="the library id of the stanza (default: from the host name)")
     pr.add_argument("--timeout", type=float, default=10.0)
     pr.set_defaults(func=cmd_probe)
+
+    ca = sub.add_parser("canary", help="a read-only journey (login, loans, holds, logout) per library "
+                                       "with a canary account: ok / drift / down (exit 1 drift, 3 down, "
+                                       "4 canary error)")
+    ca.add_argument("--library", help="only this library")
+    ca.add_argument("--config", help=f"TOML configuration (default: ${ENV_CONFIG}, else the sandbox)")
+    ca.add_argument("--textfile", metavar="FILE", help="also write opacgw_canary_ok{library} to this "
+                                                       "Prometheus text file")
+    ca.set_defaults(func=cmd_canary)
 
     k = sub.add_parser("keygen", help="print a new secret key for gateway.secret_key")
     k.set_defaults(func=cmd_keygen)

@@ -40,6 +40,15 @@ class UpstreamCollector:
         yield requests
         yield in_flight
         yield circuit
+        from gateway.canary import snapshot
+
+        last = snapshot()
+        if last:
+            canary = GaugeMetricFamily("opacgw_canary_ok", "1 when the library's last canary journey "
+                                       "(opacgw canary) went through", labels=["library"])
+            for lib, ok in sorted(last.items()):
+                canary.add_metric([lib], ok)
+            yield canary
 
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
