@@ -98,6 +98,10 @@ class LibraryConfig(Strict):
     timeout: float = Field(default=10.0, gt=0, le=300)
     max_concurrency: int = Field(default=4, ge=1, le=256)
     hold_limit: int | None = Field(default=None, ge=1)
+    # Watched accounts (subscriptions): seconds between two polls of one account (default:
+    # the gateway's poll_interval_seconds) and the most account polls a minute at this library.
+    poll_interval: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    max_polls_per_minute: int = Field(default=30, ge=1, le=100_000)
     feed: FeedConfig | None = None
     # the read-only journey of `opacgw canary` (login, loans, holds, logout)
     canary: CanaryAccount | None = None

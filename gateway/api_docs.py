@@ -121,6 +121,10 @@ EXAMPLES: dict[str, Any] = {
     "AlertUpdate": {"active": False},
     "JsonRpcRequest": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "summary", "arguments": {"lang": "ja"}}},
+    "SubscriptionCreate": {"libraries": ["kagoshima-pref"], "webhook_url": "https://hooks.example.jp/opac",
+                           "events": ["hold.ready", "loan.due_soon", "loan.renewal_blocked", "loan.renewed"],
+                           "due_soon_days": 3, "auto_renew": {"days_before": 2}, "consent": True},
+    "SubscriptionUpdate": {"status": "active"},
     "LendingRequestCreate": {"supplying_library": "yamaguchi-pref", "record_id": "1000000001",
                              "pickup_library": "yamaguchi-pref", "pickup_branch": "防府市立防府図書館"},
 }

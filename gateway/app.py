@@ -35,7 +35,8 @@ from gateway.runtime import Gateway
 log = logging.getLogger("opacgw")
 
 PROBLEM_JSON = "application/problem+json"
-OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs",
+              "/v1/calendar/")  # a subscription's calendar URL: its secret is the credential
 
 
 def problem_response(err: GatewayError) -> Response:

@@ -151,6 +151,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.extensions["opacgw_sandbox"] = fleet
         app.register_blueprint(sandbox_bp)
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    if config.gateway.worker:  # watched accounts polled in this process (the sandbox's default)
+        from gateway.watch.worker import Watcher
+
+        Watcher(app.extensions["opacgw"]).start()
     if sandbox:
         print(_demo_banner(config, host, port), flush=True)
         print(_simulator_ports(fleet, moved), flush=True)
@@ -160,6 +164,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Poll watched accounts and deliver webhooks (as many processes as wanted: accounts and
+    deliveries are leased rows in the store, never handled twice at once)."""
+    from gateway.app import create_app
+    from gateway.watch.worker import Watcher
+
+    path = args.config or os.environ.get(ENV_CONFIG)
+    config = load_config(path) if path else sandbox_config()
+    _setup_logging(config.gateway.log_level)
+    app = create_app(config)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(f"OPAC Gateway worker watching {len(config.libraries)} libraries", flush=True)
+    try:
+        Watcher(app.extensions["opacgw"]).run(stop)
     except KeyboardInterrupt:
         pass
     return 0
@@ -297,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--latency", type=int, default=0, metavar="MS", help="sandbox simulators' added latency")
     s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="poll watched accounts and deliver their webhooks")
+    w.add_argument("--config", help=f"TOML configuration (default: ${ENV_CONFIG}, else the sandbox)")
+    w.set_defaults(func=cmd_worker)
 
     m = sub.add_parser("simulate", help="run one upstream simulator alone")
     m.add_argument("library")

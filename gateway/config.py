@@ -73,6 +73,13 @@ class GatewaySettings(Strict):
     # died or hung mid-confirm) the next request with the key re-reads upstream and answers.
     # Keep it above the longest write (every upstream step's timeout added up).
     idempotency_lease_seconds: float = Field(default=120.0, gt=0, le=24 * 3600)
+    # Watched accounts (gateway.watch): the default seconds between polls of one account,
+    # the keys that encrypt the passwords subscriptions keep (Fernet keys, newest first:
+    # MultiFernet rotation; the sandbox generates one beside its database), and whether
+    # `opacgw serve` runs the worker itself (the sandbox does; else run `opacgw worker`).
+    poll_interval_seconds: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
+    subscription_keys: list[str] = []
+    worker: bool = False
 
 
 class GatewayConfig(Strict):

@@ -162,6 +162,141 @@ CREATE INDEX lending_requests_card ON lending_requests (card_hash, created_at);
 """
 
 
+# Watched accounts (#14, gateway.watch.store): subscriptions, their accounts (credential,
+# upstream state, snapshot, lease), events unique per (subscription, key), deliveries and
+# their attempts, and the poll log that keeps each library within max_polls_per_minute.
+_V2_SQLITE = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    libraries TEXT NOT NULL,
+    events TEXT NOT NULL,
+    webhook_url TEXT,
+    secret BLOB NOT NULL,
+    calendar_hash TEXT NOT NULL UNIQUE,
+    due_soon_days INTEGER NOT NULL,
+    auto_renew_days INTEGER,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_accounts (
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    library TEXT NOT NULL,
+    card_hash TEXT NOT NULL,
+    card_masked TEXT NOT NULL,
+    credential BLOB,
+    upstream BLOB,
+    snapshot BLOB,
+    status TEXT NOT NULL DEFAULT 'active',
+    next_poll_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (subscription_id, library)
+);
+CREATE INDEX IF NOT EXISTS watch_due ON watch_accounts(next_poll_at);
+CREATE INDEX IF NOT EXISTS watch_owner ON watch_accounts(library, card_hash);
+CREATE TABLE IF NOT EXISTS watch_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    event_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (subscription_id, event_key)
+);
+CREATE TABLE IF NOT EXISTS watch_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL UNIQUE REFERENCES watch_events(seq) ON DELETE CASCADE,
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    first_failed_at REAL
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON watch_deliveries(status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS watch_attempts (
+    delivery_id INTEGER NOT NULL REFERENCES watch_deliveries(id) ON DELETE CASCADE,
+    subscription_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_sub ON watch_attempts(subscription_id, at);
+CREATE TABLE IF NOT EXISTS watch_polls (
+    library TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS polls_lib ON watch_polls(library, at);
+"""
+
+_V2_POSTGRES = """
+CREATE TABLE subscriptions (
+    id TEXT PRIMARY KEY,
+    libraries TEXT NOT NULL,
+    events TEXT NOT NULL,
+    webhook_url TEXT,
+    secret BYTEA NOT NULL,
+    calendar_hash TEXT NOT NULL UNIQUE,
+    due_soon_days INTEGER NOT NULL,
+    auto_renew_days INTEGER,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE watch_accounts (
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    library TEXT NOT NULL,
+    card_hash TEXT NOT NULL,
+    card_masked TEXT NOT NULL,
+    credential BYTEA,
+    upstream BYTEA,
+    snapshot BYTEA,
+    status TEXT NOT NULL DEFAULT 'active',
+    next_poll_at DOUBLE PRECISION NOT NULL,
+    lease_owner TEXT,
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (subscription_id, library)
+);
+CREATE INDEX watch_due ON watch_accounts(next_poll_at);
+CREATE INDEX watch_owner ON watch_accounts(library, card_hash);
+CREATE TABLE watch_events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    event_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (subscription_id, event_key)
+);
+CREATE TABLE watch_deliveries (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_seq INTEGER NOT NULL UNIQUE REFERENCES watch_events(seq) ON DELETE CASCADE,
+    subscription_id TEXT NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    lease_owner TEXT,
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    first_failed_at DOUBLE PRECISION
+);
+CREATE INDEX deliveries_due ON watch_deliveries(status, next_attempt_at);
+CREATE TABLE watch_attempts (
+    delivery_id BIGINT NOT NULL REFERENCES watch_deliveries(id) ON DELETE CASCADE,
+    subscription_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    outcome TEXT NOT NULL,
+    status_code INTEGER,
+    error TEXT
+);
+CREATE INDEX attempts_sub ON watch_attempts(subscription_id, at);
+CREATE TABLE watch_polls (
+    library TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX polls_lib ON watch_polls(library, at);
+"""
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -173,6 +308,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions, idempotency keys, gateway alerts and matches, harvest cursors, lending requests",
               _V1_SQLITE, _V1_POSTGRES),
+    Migration(2, "watched accounts: subscriptions, events, deliveries, poll log", _V2_SQLITE, _V2_POSTGRES),
 )
 LATEST = MIGRATIONS[-1].version
 UPGRADE_COMMAND = "opacgw db upgrade --config FILE"

@@ -301,3 +301,18 @@ class JsonRpcRequest(Request):
     id: int | str | None = None
     method: str = Field(examples=["initialize", "tools/list", "tools/call"])
     params: dict[str, Any] | None = None
+
+
+# the subscriptions API (watched accounts, issue #14)
+from gateway.watch.models import (  # noqa: E402,F401
+    AutoRenew,
+    CalendarURL,
+    Delivery,
+    DeliveryList,
+    EventOut,
+    EventPage,
+    SubscriptionCreate,
+    SubscriptionList,
+    SubscriptionOut,
+    SubscriptionUpdate,
+)

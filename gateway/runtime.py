@@ -128,6 +128,12 @@ class Gateway:
         if self.shared.shared:  # per-patron write locks across processes (adapters that take them)
             for ad in self._adapters.values():
                 ad.patron_lock = self.shared.patron_lock
+        # watched accounts (gateway.watch): their store and their own key
+        from gateway.watch.keys import subscription_cipher
+        from gateway.watch.store import SQLWatchStore
+
+        self.watch_store = SQLWatchStore(self.database)
+        self.watch_cipher = subscription_cipher(config)
 
     # ------------------------------------------------------------ plumbing
     def db(self) -> Database:

@@ -31,3 +31,19 @@ def test_every_contract_path_is_in_openapi(client) -> None:
     missing = [f"{m} {p}" for m, p in contract() if (m, p) not in ours]
     assert not missing, missing
     assert len(contract()) >= 50
+
+
+#: additions to the contract beyond API.md (issue #14: watched accounts)
+ADDITIONS = [
+    ("POST", "/v1/subscriptions"), ("GET", "/v1/subscriptions"),
+    ("GET", "/v1/subscriptions/{}"), ("PATCH", "/v1/subscriptions/{}"), ("DELETE", "/v1/subscriptions/{}"),
+    ("GET", "/v1/subscriptions/{}/events"), ("GET", "/v1/subscriptions/{}/deliveries"),
+    ("POST", "/v1/subscriptions/{}/calendar-url"), ("GET", "/v1/calendar/{}.ics"),
+]
+
+
+def test_every_addition_is_in_openapi(client) -> None:
+    doc = client.get("/openapi.json").get_json()
+    ours = {(m.upper(), re.sub(r"\{[a-z_]+\}", "{}", p)) for p, ops in doc["paths"].items() for m in ops}
+    missing = [f"{m} {p}" for m, p in ADDITIONS if (m, p) not in ours]
+    assert not missing, missing
