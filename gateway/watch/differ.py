@@ -38,6 +38,7 @@ class Snapshot(BaseModel):
     holds: list[Hold] = []
     lending: list[UpstreamLending] = []
     card_expires_on: date | None = None
+    profile_read_on: date | None = None  # the profile (card expiry) is read once a day
 
 
 @dataclass(frozen=True)

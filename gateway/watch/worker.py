@@ -134,7 +134,7 @@ class Watcher:
         today = gw.library(lib).now().date()
         old_data = unseal(self.cipher, acc.snapshot)
         old = differ.Snapshot.model_validate(old_data) if old_data else None
-        snap = self._snapshot(calls, lib)
+        snap = self._snapshot(calls, lib, old, today)
         extra: list[differ.Change] = []
         if sub.auto_renew_days and gw.offers(lib, Adapter.renew):
             due = differ.auto_renew_candidates(snap, today, sub.auto_renew_days)
@@ -154,7 +154,7 @@ class Watcher:
                             {"due_on": loan.due_on.isoformat(), "reason": reason,
                              "detail": result.error.detail if result.error else None}))
                 self._invalidate_patron_reads(acc)
-                snap = self._snapshot(calls, lib)
+                snap = self._snapshot(calls, lib, old, today)
         self.snapshots += 1
         changes = extra + differ.diff(old, snap, today, due_soon_days=sub.due_soon_days)
         # an automatic renewal is reported once, as automatic (same key as the differ's)
@@ -179,11 +179,14 @@ class Watcher:
         for (th,) in rows:
             self.gw.cache.invalidate(th, acc.library)
 
-    def _snapshot(self, calls: Any, lib: str) -> differ.Snapshot:
+    def _snapshot(self, calls: Any, lib: str, old: differ.Snapshot | None, today: Any) -> differ.Snapshot:
         gw = self.gw
         loans = calls.loans() if gw.offers(lib, Adapter.loans) else []
         holds = calls.holds() if gw.offers(lib, Adapter.holds) else []
-        return differ.Snapshot(loans=loans, holds=holds)
+        expires, read_on = (old.card_expires_on, old.profile_read_on) if old else (None, None)
+        if read_on != today and gw.offers(lib, Adapter.profile):  # one more request, once a day
+            expires, read_on = calls.profile().card_expires_on, today
+        return differ.Snapshot(loans=loans, holds=holds, card_expires_on=expires, profile_read_on=read_on)
 
     # ------------------------------------------------------------ deliveries
     def deliver_due(self, limit: int = 16) -> int:
