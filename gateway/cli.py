@@ -304,6 +304,36 @@ def cmd_canary(args: argparse.Namespace) -> int:
     return canary.exit_code(results)
 
 
+def cmd_capture(args: argparse.Namespace) -> int:
+    """opacgw capture --library ID PAGE...: log in, save the named screens scrubbed, with a manifest."""
+    import getpass
+    from pathlib import Path
+
+    from gateway.capture import ENV_CARD, ENV_PASSWORD, CaptureError, capture
+    from core.errors import GatewayError
+
+    path = args.config or os.environ.get(ENV_CONFIG)
+    config = load_config(path) if path else sandbox_config()
+    lib = config.libraries.get(args.library)
+    if lib is None:
+        print(f"opacgw capture: no library {args.library!r} in {config.source}", file=sys.stderr)
+        return 2
+    card = os.environ.get(ENV_CARD) or input("card number: ").strip()
+    password = os.environ.get(ENV_PASSWORD) or getpass.getpass("password: ")
+    out = Path(args.out or f"capture-{lib.id}")
+    try:
+        pages = capture(config, lib, args.pages, out, card, password)
+    except CaptureError as exc:
+        print(f"opacgw capture: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"opacgw capture: {lib.id}: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    for p in pages:
+        print(f"{out / p.file}  {p.screen}  {p.path}  {p.charset}")
+    return 0
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from cryptography.fernet import Fernet
 
@@ -364,6 +394,15 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--textfile", metavar="FILE", help="also write opacgw_canary_ok{library} to this "
                                                        "Prometheus text file")
     ca.set_defaults(func=cmd_canary)
+
+    cp = sub.add_parser("capture", help="log in and save the named screens (loans, holds, mylibrary, "
+                                        "detail:<record>, ...) scrubbed, with a manifest; the card and "
+                                        "password from a prompt or $OPACGW_CAPTURE_CARD/_PASSWORD")
+    cp.add_argument("--library", required=True)
+    cp.add_argument("--config", help=f"TOML configuration (default: ${ENV_CONFIG}, else the sandbox)")
+    cp.add_argument("--out", help="the folder to write (default: capture-<library>)")
+    cp.add_argument("pages", nargs="+", metavar="PAGE")
+    cp.set_defaults(func=cmd_capture)
 
     k = sub.add_parser("keygen", help="print a new secret key for gateway.secret_key")
     k.set_defaults(func=cmd_keygen)

@@ -13,7 +13,8 @@ import pytest
 from fixtures.registry import demo_accounts
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = sorted(p for d in [ROOT / "recorded", *ROOT.glob("fixtures/*/pages")] if d.exists()
+FILES = sorted(p for d in [ROOT / "recorded", *ROOT.glob("fixtures/*/pages"), *ROOT.glob("fixtures/*/captures")]
+               if d.exists()
                for p in d.rglob("*") if p.is_file())
 
 PATTERNS = [
