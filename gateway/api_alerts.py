@@ -20,7 +20,7 @@ from core.errors import InvalidRequest, NotFound, NotSupported
 from gateway.http import body, json_response, spec
 from gateway.models import Alert, AlertCondition, AlertCreate, AlertList, AlertMatches, AlertUpdate
 from gateway.runtime import gw
-from gateway.sdi.normalize import normalize
+from gateway.sdi.normalize import needle
 from gateway.sdi.store import AlertStore
 
 bp = Blueprint("alerts", __name__, url_prefix="/v1/libraries/<library>/alerts")
@@ -44,7 +44,7 @@ def _check_values(conditions: list[AlertCondition] | None) -> None:
     if not conditions:
         return
     bad = [{"field": f"conditions.{i}.value", "message": "empty after normalisation"}
-           for i, c in enumerate(conditions) if not normalize(c.value)]
+           for i, c in enumerate(conditions) if not needle(c.field, c.field, c.value)]
     if bad:
         raise InvalidRequest("a condition value is empty after normalisation", errors=bad)
 

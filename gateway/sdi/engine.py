@@ -53,7 +53,7 @@ from typing import Any, NamedTuple, Protocol
 import ahocorasick_rs
 
 from gateway.sdi.fields import ANY, FIELD_INDEX_WITH_ANY, FIELDS, FeedRecord
-from gateway.sdi.normalize import NormalizeCache, normalize, normalize_utf8
+from gateway.sdi.normalize import NormalizeCache, needle, normalize_utf8
 
 # Records normalised and scanned together.  Bigger batches keep the automata in
 # cache: between two batches the feed reader (pymarc) runs and evicts them.  4,096
@@ -159,20 +159,23 @@ class Engine:
                 field_index = FIELD_INDEX_WITH_ANY[field]
                 if op not in ("contains", "not_contains"):
                     raise ValueError(f"alert {alert_id!r}: unknown op {op!r}")
-                norm = normalize(value)
+                # the normalised value looked for in each field the condition looks at
+                # (an ISBN value loses its hyphens where the isbn field has lost them)
+                targets = range(N_FIELDS) if field_index == ANY else (field_index,)
+                norms = [needle(field, FIELDS[f], value) for f in targets]
                 keys: tuple[int, ...] = ()
-                if norm:
-                    pid = self._patterns.get(norm)
-                    if pid is None:
-                        pid = self._patterns[norm] = len(self._patterns)
-                    if field_index == ANY:
-                        keys = tuple(range(pid * STEP, pid * STEP + N_FIELDS))
-                    else:
-                        keys = (pid * STEP + field_index,)
-                    for key in keys:
+                if all(norms):
+                    pids = []
+                    for norm in norms:
+                        pid = self._patterns.get(norm)
+                        if pid is None:
+                            pid = self._patterns[norm] = len(self._patterns)
+                        pids.append(pid)
+                    keys = tuple(pid * STEP + f for pid, f in zip(pids, targets))
+                    for key, norm in zip(keys, norms):
                         words[key % STEP][norm] = key
                 compiled.append(_Cond(keys, field_index, op == "not_contains"))
-                lengths.append(len(norm))
+                lengths.append(min(map(len, norms)))
             match_all = match == "all"
             negs = [c.negated for c in compiled]
             always = any(not c.keys for c in compiled)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import pymarc
 
+from gateway.sdi.normalize import drop_hyphens
+
 FIELDS: tuple[str, ...] = ("title", "author", "subject", "publisher", "isbn")
 FIELD_INDEX: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 ANY = len(FIELDS)  # the pseudo-field "any"
@@ -39,14 +41,7 @@ TAGS: dict[str, tuple[int, frozenset[str]]] = {
     "020": (ISBN, frozenset("a")),
 }
 
-# "Hyphens dropped" from 020 $a: the ASCII hyphen-minus and its look-alikes that
-# cataloguers paste (U+2010 hyphen, U+2011 non-breaking hyphen, U+FF0D full-width).
-_HYPHENS = str.maketrans("", "", "-\u2010\u2011\uff0d")
 _TITLE_TRAILING = " /:;,.="
-
-
-def drop_hyphens(text: str) -> str:
-    return text.translate(_HYPHENS)
 
 
 @dataclass(frozen=True, slots=True)

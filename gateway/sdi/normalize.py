@@ -16,6 +16,7 @@ the engine uses it as a separator that no pattern can cross.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 KATAKANA_FIRST = 0x30A1
@@ -98,6 +99,38 @@ def fold_kana(text: str) -> str:
     out = bytearray(data)
     out[0::2] = (int.from_bytes(low, "little") - delta).to_bytes(len(low), "little")
     return out.decode("utf-16-le")
+
+
+# "Hyphens dropped" from 020 $a: the ASCII hyphen-minus and its look-alikes that
+# cataloguers and patrons paste (U+2010 hyphen, U+2011 non-breaking hyphen, U+FF0D
+# full-width hyphen-minus).
+HYPHENS = "-\u2010\u2011\uff0d"
+_HYPHENS = str.maketrans("", "", HYPHENS)
+# After NFKC: digits, hyphens and whitespace with at least one digit, maybe a final X.
+_ISBN_SHAPED = re.compile(r"[0-9\-\u2010\u2011\s]*[0-9][0-9\-\u2010\u2011\s]*[Xx]?\s*")
+
+
+def drop_hyphens(text: str) -> str:
+    return text.translate(_HYPHENS)
+
+
+def isbn_shaped(value: str) -> bool:
+    """``978-4-1``, ``９７８４１``, ``4-06-264606-X``: what a patron types for an ISBN."""
+    return _ISBN_SHAPED.fullmatch(unicodedata.normalize("NFKC", value)) is not None
+
+
+def needle(condition_field: str, text_field: str, value: str) -> str:
+    """The normalised value a condition on ``condition_field`` looks for in the
+    occurrences of ``text_field`` (``any`` looks in all five).
+
+    The isbn occurrences have their hyphens dropped, so a value looked for there
+    is normalised the same way: always for an ``isbn`` condition, and for an
+    ``any`` condition when the value is ISBN-shaped (then only in the isbn
+    occurrences: in a title ``978-4`` keeps its hyphen).
+    """
+    if text_field == "isbn" and (condition_field == "isbn" or isbn_shaped(value)):
+        value = drop_hyphens(value)
+    return normalize(value)
 
 
 class NormalizeCache:

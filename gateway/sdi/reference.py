@@ -9,6 +9,7 @@ that :class:`gateway.sdi.engine.Engine` produces exactly the same matches.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import pymarc
 from gateway.sdi.engine import Match, NoConditions, _alert_parts, _cond_parts
 from gateway.sdi.normalize import normalize
 
+HYPHENS = "-\u2010\u2011\uff0d"  # dropped from 020 $a
 SPEC = {
     "title": {"245": "abnp"},
     "author": {t: "a" for t in ("100", "110", "111", "700", "710", "711")},
@@ -45,7 +47,7 @@ def occurrences(record: pymarc.Record, field_name: str) -> list[str]:
             continue
         text = " ".join(s.value for s in field.subfields if s.code in tags[tag])
         if field_name == "isbn":
-            for hyphen in "-\u2010\u2011\uff0d":
+            for hyphen in HYPHENS:
                 text = text.replace(hyphen, "")
         out.append(text)
     return out
@@ -68,10 +70,30 @@ def display_title(record: pymarc.Record) -> str:
     return ""
 
 
+def looks_like_isbn(value: str) -> bool:
+    """Digits, hyphens and spaces (full-width too), at least one digit, maybe a final X."""
+    text = unicodedata.normalize("NFKC", value).rstrip()
+    if text[-1:] in ("X", "x"):
+        text = text[:-1]
+    return (any(c in "0123456789" for c in text)
+            and all(c in "0123456789" or c in HYPHENS or c.isspace() for c in text))
+
+
+def value_for(condition_field: str, field_name: str, value: str) -> str:
+    """The normalised value looked for in the occurrences of field_name: in the isbn
+    field hyphens are dropped from the value as they are from the field (always
+    for an isbn condition, for an any condition when the value looks like an ISBN)."""
+    if field_name == "isbn" and (condition_field == "isbn" or looks_like_isbn(value)):
+        for hyphen in HYPHENS:
+            value = value.replace(hyphen, "")
+    return normalize(value)
+
+
 def condition_holds(record: pymarc.Record, cond: Any) -> bool:
     field, op, value = _cond_parts(cond)
-    needle = normalize(value)
-    found = any(needle in normalize(text) for text in occurrences(record, field))
+    names = list(SPEC) if field == "any" else [field]
+    found = any(value_for(field, name, value) in normalize(text)
+                for name in names for text in occurrences(record, name))
     return found if op == "contains" else not found
 
 

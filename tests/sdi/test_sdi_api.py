@@ -109,7 +109,9 @@ def test_gateway_alert_crud_and_isolation(setup: Any) -> None:
     assert r.get_json() == {**made, "active": False, "memo": "クリスマス前に"}
     # validation
     bad = [{**SANTA, "conditions": []}, {**SANTA, "conditions": [{"field": "genre", "value": "x"}]},
-           {**SANTA, "conditions": [{"field": "title", "value": " 　"}]}, {**SANTA, "max_results": 0},
+           {**SANTA, "conditions": [{"field": "title", "value": " 　"}]},
+           {**SANTA, "conditions": [{"field": "isbn", "value": "- －"}]},  # hyphens dropped: empty
+           {**SANTA, "max_results": 0},
            {**SANTA, "colour": "red"}]
     for body in bad:
         r = c.post(base, json=body, headers=a)

@@ -68,6 +68,26 @@ def test_opacgw_sdi_match_subprocess(files: Any) -> None:
     assert set(first) == {"alert_id", "record_id", "title"}
 
 
+def test_match_finds_hyphenated_and_full_width_isbn_values(tmp_path: Path, capsys: Any) -> None:
+    """Issue 17: the value 978-4-1 (or ９７８４１) finds ISBN 9784101..., hyphens or not."""
+    feed = tmp_path / "isbn.mrc"
+    feed.write_bytes(encode_iso2709([("001", "N1"), ("020", " ", " ", [("a", "9784101001548")]),
+                                     ("245", "1", "0", [("a", "こころ")])])
+                     + encode_iso2709([("001", "N2"), ("020", " ", " ", [("a", "978-4-10-100155-5")]),
+                                       ("245", "1", "0", [("a", "坊っちゃん")])])
+                     + encode_iso2709([("001", "N3"), ("020", " ", " ", [("a", "9784061")]),
+                                       ("245", "1", "0", [("a", "978-4-1")])]))
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(json.dumps([alert("hy", ("isbn", "contains", "978-4-1")),
+                                  alert("fw", ("isbn", "contains", "９７８４１")),
+                                  alert("any", ("any", "contains", "978-4-1"))], ensure_ascii=False))
+    assert cli.main(["match", "--feed", str(feed), "--alerts", str(alerts)]) == 0
+    got = [(m["alert_id"], m["record_id"]) for m in map(json.loads, capsys.readouterr().out.splitlines())]
+    # N3's title has "978-4-1" with its hyphens: any finds it there too
+    assert got == [("hy", "N1"), ("fw", "N1"), ("any", "N1"), ("hy", "N2"), ("fw", "N2"), ("any", "N2"),
+                   ("any", "N3")]
+
+
 def test_run_harvests_configured_feeds_and_stores_matches(tmp_path: Path, capsys: Any) -> None:
     server = serve_app(create_app("feeds"), port=0, name="feeds")
     try:

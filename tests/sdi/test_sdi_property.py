@@ -20,7 +20,7 @@ from gateway.sdi.feed import FeedStats, read_feed_bytes
 from gateway.sdi.reference import reference_matches
 from tests.sdi.helpers import pymarc_records
 
-ALPHABET = "アイウカガあいう亜伊宇ＡａAbB1１ｱｲｶﾞﾞ\u3099 　-‐ヴゔｰー,\x00\x01\x02"
+ALPHABET = "アイウカガあいう亜伊宇ＡａAbB1１9Xｘｱｲｶﾞﾞ\u3099 　-‐－ヴゔｰー,\x00\x01\x02"
 TAGS = ["245", "100", "110", "111", "700", "710", "711", "600", "610", "611", "630", "650", "651",
         "260", "264", "020", "500"]
 FIELDS = ["title", "author", "subject", "publisher", "isbn", "any"]

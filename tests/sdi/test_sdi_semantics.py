@@ -39,7 +39,16 @@ ROWS = [
     ([("publisher", "contains", "講談社")], "all", ["S2"]),  # 260 $b
     ([("publisher", "contains", "作品社")], "all", ["S3"]),  # 264 $b
     ([("isbn", "contains", "9784591076903")], "all", ["S1"]),  # hyphens dropped
-    ([("isbn", "contains", "978-4")], "all", []),  # ... in the record, not in values
+    # ... and from isbn values, which are normalised as the field is (issue 17)
+    ([("isbn", "contains", "978-4")], "all", ["S1"]),
+    ([("isbn", "contains", "978-4-591")], "all", ["S1"]),
+    ([("isbn", "contains", "９７８４５９１")], "all", ["S1"]),  # full-width digits
+    ([("isbn", "contains", "978 4 591")], "all", ["S1"]),
+    ([("isbn", "contains", "978\u20104\uff0d591")], "all", ["S1"]),  # hyphen look-alikes
+    ([("isbn", "contains", "978-4-592")], "all", []),
+    ([("any", "contains", "978-4-591")], "all", ["S1"]),  # ISBN-shaped: also on any
+    ([("any", "contains", "９７８－４")], "all", ["S1"]),
+    ([("isbn", "not_contains", "978-4")], "all", ["S2", "S3"]),
     ([("any", "contains", "明治維新")], "all", ["S3"]),
     ([("title", "contains", "明治維新"), ("subject", "contains", "明治維新")], "all", ["S3"]),
     ([("title", "contains", "悪意"), ("author", "contains", "関")], "all", []),
@@ -105,3 +114,22 @@ def test_value_normalising_to_empty_means_field_present() -> None:
     alerts = [alert("e1", ("isbn", "contains", " \u3000")), alert("e2", ("isbn", "not_contains", " "))]
     assert _engine(alerts) == _reference(alerts)
     assert [(m.alert_id, m.record_id) for m in _engine(alerts)] == [("e1", "S1"), ("e2", "S2"), ("e2", "S3")]
+
+
+def test_isbn_shaped_any_value_keeps_its_hyphen_outside_the_isbn_field() -> None:
+    feed = (rec(("001", "R1"), ("245", "1", "0", [("a", "講座 1-2")]))
+            + rec(("001", "R2"), ("020", " ", " ", [("a", "4-12-345678-9")]), ("245", "1", "0", [("a", "x")])))
+    cases = [
+        (("any", "contains", "1-2"), ["R1", "R2"]),  # title "1-2", ISBN 4123456789 has "12"
+        (("title", "contains", "1-2"), ["R1"]),
+        (("isbn", "contains", "1-2"), ["R2"]),
+        (("title", "contains", "12"), []),
+        (("any", "contains", "講座1-2"), ["R1"]),  # not ISBN-shaped
+        (("any", "contains", "x-4"), []),  # not ISBN-shaped: "x4" is not looked for in the ISBN
+        (("any", "contains", "12345678-9"), ["R2"]),
+        (("any", "contains", "412345678-9 "), ["R2"]),
+    ]
+    for cond, expected in cases:
+        alerts = [alert("a", cond)]
+        for impl in (_engine, _reference):
+            assert [m.record_id for m in impl(alerts, feed)] == expected, (cond, impl.__name__)
