@@ -89,10 +89,12 @@ def cmd_match(args: argparse.Namespace) -> int:
                              ensure_ascii=False) + "\n")
         count += 1
     out.flush()
-    print(f"sdi match: {stats.records} records, {stats.malformed} malformed skipped, {count} matches",
-          file=sys.stderr)
+    print(f"sdi match: {stats.records} records, {stats.malformed} malformed skipped, {stats.warnings} warnings, "
+          f"{count} matches", file=sys.stderr)
     for err in stats.errors:
         print(f"  skipped: {err}", file=sys.stderr)
+    for warning in stats.warning_details:
+        print(f"  warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -18,13 +18,16 @@ drags its neighbours down with it.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pymarc
 from lxml import etree
+from rmarc._rmarc import decode_marc_raw
 
-from gateway.sdi.fields import FeedRecord, extract
+from gateway.sdi.fields import WANTED_TAGS, FeedRecord, RawField, extract, extract_raw
+from gateway.sdi.marc8 import marc8_to_unicode
 
 MARC_NS = "http://www.loc.gov/MARC21/slim"
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
@@ -42,37 +45,155 @@ class FeedStats:
     malformed: int = 0  # skipped: undecodable, or neither 001 nor ISBN
     deleted: int = 0  # OAI-PMH headers with status="deleted"
     errors: list[str] = field(default_factory=list)
+    # kept records with something replaced: undecodable MARC-8 sequences → U+FFFD
+    warnings: int = 0
+    warning_details: list[str] = field(default_factory=list)
 
     def skip(self, reason: str) -> None:
         self.malformed += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(reason)
 
+    def warn(self, count: int, reason: str) -> None:
+        self.warnings += count
+        if len(self.warning_details) < MAX_ERRORS_KEPT:
+            self.warning_details.append(reason)
+
     def as_dict(self) -> dict[str, object]:
         return {"records": self.records, "malformed": self.malformed, "deleted": self.deleted,
-                "errors": list(self.errors)}
+                "errors": list(self.errors), "warnings": self.warnings,
+                "warning_details": list(self.warning_details)}
 
 
 # ------------------------------------------------------------------ ISO 2709
+def _pymarc_record(raw: bytes) -> pymarc.Record:
+    return pymarc.Record(data=raw, to_unicode=True, force_utf8=False, hide_utf8_warnings=True,
+                         utf8_handling="strict")
+
+
 def iter_iso2709(data: bytes, stats: FeedStats) -> Iterator[pymarc.Record]:
-    """pymarc Records of an ISO 2709 byte string (UTF-8 or MARC-8 per record)."""
+    """Plain pymarc Records of an ISO 2709 byte string (UTF-8 or MARC-8 per record).
+
+    The reference implementation and the benchmark's baseline; feeds are read
+    with :func:`read_iso2709`.  pymarc's MARC-8 decoding is strict here: a record
+    with an undecodable sequence is skipped.
+    """
+    for number, raw in _chunks(data, stats):
+        try:
+            record = _pymarc_record(raw)
+        except Exception as exc:  # noqa: BLE001 - pymarc raises a dozen kinds; all mean "skip this one"
+            stats.skip(f"record {number}: {type(exc).__name__}: {exc}"[:200])
+            continue
+        yield record
+
+
+def _chunks(data: bytes, stats: FeedStats) -> Iterator[tuple[int, bytes]]:
+    """(record number, bytes with terminator) of each record of an ISO 2709 file."""
     chunks = data.split(RECORD_TERMINATOR)
     last = len(chunks) - 1
     for number, chunk in enumerate(chunks, start=1):
-        # Some exporters put a newline between records.
-        chunk = chunk.lstrip(b"\r\n")
+        chunk = chunk.lstrip(b"\r\n")  # some exporters put a newline between records
         if not chunk:
             continue
         if number - 1 == last:
             stats.skip(f"record {number}: truncated (no record terminator)")
             continue
+        yield number, chunk + RECORD_TERMINATOR
+
+
+def read_iso2709(data: bytes, stats: FeedStats) -> Iterator[FeedRecord]:
+    """The match fields of each record of an ISO 2709 byte string, parsed once.
+
+    rmarc's decoder (Rust) splits a record into fields; only the fields matching
+    looks at are then read (:func:`gateway.sdi.fields.extract_raw`).  UTF-8 records
+    (leader/09 ``a``) are decoded by rmarc, strictly; MARC-8 records are split into
+    raw bytes and their matched subfields decoded leniently
+    (:mod:`gateway.sdi.marc8`): an undecodable sequence becomes U+FFFD and a
+    warning, and the record is kept.  A record rmarc refuses is handed to pymarc,
+    which either reads it (then it is kept) or says why it is skipped — so the
+    records kept and skipped, and the reasons, are pymarc's.
+    """
+    decode = decode_marc_raw
+    odd_code = _NON_ASCII_CODE.search
+    for number, raw in _chunks(data, stats):
+        utf8 = raw[9:10] == b"a"
         try:
-            record = pymarc.Record(data=chunk + RECORD_TERMINATOR, to_unicode=True, force_utf8=False,
-                                   hide_utf8_warnings=True, utf8_handling="strict")
-        except Exception as exc:  # noqa: BLE001 - pymarc raises a dozen kinds; all mean "skip this one"
-            stats.skip(f"record {number}: {type(exc).__name__}: {exc}"[:200])
+            _leader, fields = decode(raw, utf8, False, "iso8859-1", "strict", True)
+            if odd_code(raw):
+                fields = _fix_codes(fields, utf8)
+        except ValueError:
+            item = _pymarc_fallback(number, raw, stats)
+        else:
+            if not utf8:
+                fields = _decode_marc8(number, fields, stats)
+            item = extract_raw(fields)
+            if item is None:
+                stats.skip(f"record {number}: without 001 and without ISBN")
+        if item is not None:
+            stats.records += 1
+            yield item
+
+
+# A subfield code that is not ASCII (after the 0x1F delimiter): rmarc hands such a
+# subfield back as raw bytes (code byte, rest), pymarc guesses the code.
+_NON_ASCII_CODE = re.compile(rb"\x1f[\x80-\xff]")
+
+
+def _fix_codes(fields: list[RawField], utf8: bool) -> list[RawField]:
+    """Subfields with a non-ASCII code read as pymarc reads them: the code is the
+    first character without its diacritics (``pymarc.normalize_subfield_code``)
+    and the value what follows it — decoded strictly for a UTF-8 record (a
+    UnicodeDecodeError skips the record, as in pymarc), kept as bytes for MARC-8."""
+    out: list[RawField] = []
+    for tag, body in fields:
+        if body[0] == "data" and any(isinstance(code, bytes) for code, _value in body[3]):
+            subfields = []
+            for code, value in body[3]:
+                if isinstance(code, bytes):
+                    whole = code + value
+                    code, skip = pymarc.normalize_subfield_code(whole)
+                    value = whole[skip:].decode("utf-8", "strict") if utf8 else whole[skip:]
+                subfields.append((code, value))
+            body = ("data", body[1], body[2], subfields)
+        out.append((tag, body))
+    return out
+
+
+def _pymarc_fallback(number: int, raw: bytes, stats: FeedStats) -> FeedRecord | None:
+    try:
+        record = _pymarc_record(raw)
+    except Exception as exc:  # noqa: BLE001 - pymarc raises a dozen kinds; all mean "skip this one"
+        stats.skip(f"record {number}: {type(exc).__name__}: {exc}"[:200])
+        return None
+    item = extract(record)
+    if item is None:
+        stats.skip(f"record {number}: without 001 and without ISBN")
+    return item
+
+
+def _decode_marc8(number: int, fields: list[RawField], stats: FeedStats) -> list[RawField]:
+    """The wanted fields of a MARC-8 record (bytes from rmarc) decoded; others dropped."""
+    out: list[RawField] = []
+    bad_tags: list[str] = []
+    bad = 0
+    for tag, body in fields:
+        if tag not in WANTED_TAGS:
             continue
-        yield record
+        if body[0] == "control":
+            out.append((tag, ("control", body[1].decode("iso8859-1"))))  # as pymarc does
+            continue
+        subfields = []
+        for code, value in body[3]:
+            text, n = marc8_to_unicode(value)
+            if n:
+                bad += n
+                bad_tags.append(tag)
+            subfields.append((code, text))
+        out.append((tag, ("data", body[1], body[2], subfields)))
+    if bad:
+        stats.warn(bad, f"record {number}: {bad} undecodable MARC-8 sequence(s) in "
+                        f"{', '.join(dict.fromkeys(bad_tags))} replaced by U+FFFD")
+    return out
 
 
 # ------------------------------------------------------------------ MARCXML
@@ -210,7 +331,7 @@ def feed_records(records: Iterable[pymarc.Record], stats: FeedStats) -> Iterator
 def read_feed_bytes(data: bytes, fmt: str, stats: FeedStats) -> Iterator[FeedRecord]:
     """Records of a whole feed document in format ``marc21`` or ``marcxml``."""
     if fmt == "marc21":
-        return feed_records(iter_iso2709(data, stats), stats)
+        return read_iso2709(data, stats)
     if fmt == "marcxml":
         return feed_records(iter_marcxml(data, stats), stats)
     if fmt == "oai-pmh":

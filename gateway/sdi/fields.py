@@ -57,35 +57,50 @@ class FeedRecord:
         return self.occurrences[FIELD_INDEX[name]]
 
 
-def _linked_tag(field: pymarc.Field) -> str | None:
-    for sub in field.subfields:
-        if sub.code == "6":
-            return sub.value[:3]
-    return None
+# A field as rmarc's decoder gives it: (tag, ("control", data)) or
+# (tag, ("data", ind1, ind2, [(code, value), ...])).  pymarc Records (MARCXML,
+# OAI-PMH) are turned into the same shape by :func:`raw_fields`.
+RawField = tuple[str, tuple]
+WANTED_TAGS = frozenset(TAGS) | {"001", "880"}  # the only fields extraction looks at
+
+
+def raw_fields(record: pymarc.Record) -> list[RawField]:
+    return [(f.tag, ("control", f.data) if f.is_control_field()
+             else ("data", f.indicator1, f.indicator2, [(s.code, s.value) for s in f.subfields]))
+            for f in record.fields]
 
 
 def extract(record: pymarc.Record) -> FeedRecord | None:
+    """The occurrences of a pymarc Record, or None when it has neither 001 nor an ISBN."""
+    return extract_raw(raw_fields(record))
+
+
+def extract_raw(fields: list[RawField]) -> FeedRecord | None:
     """The record's occurrences, or None when it has neither 001 nor an ISBN."""
     occ: list[list[str]] = [[], [], [], [], []]
     control_001: str | None = None
     display: str | None = None
-    for field in record.fields:
-        tag = field.tag
-        if tag == "001":
-            if control_001 is None and field.data:
-                control_001 = field.data.strip() or None
+    tags = TAGS
+    for tag, body in fields:
+        if tag not in WANTED_TAGS:
             continue
+        if body[0] == "control":
+            if tag == "001" and control_001 is None and body[1]:
+                control_001 = body[1].strip() or None
+            continue
+        subfields = body[3]
         if tag == "880":
-            linked = _linked_tag(field) if not field.is_control_field() else None
-            if linked is None or linked not in TAGS:
-                continue
-            spec = TAGS[linked]
+            spec = None
+            for code, value in subfields:
+                if code == "6":
+                    spec = tags.get(value[:3])
+                    break
         else:
-            spec = TAGS.get(tag)  # type: ignore[assignment]
-            if spec is None or field.is_control_field():
-                continue
+            spec = tags.get(tag)
+        if spec is None:
+            continue
         index, codes = spec
-        text = " ".join([s.value for s in field.subfields if s.code in codes])
+        text = " ".join([value for code, value in subfields if code in codes])
         if index == ISBN:
             text = drop_hyphens(text)
         elif index == TITLE and tag == "245" and display is None:
@@ -96,7 +111,7 @@ def extract(record: pymarc.Record) -> FeedRecord | None:
         record_id = first_isbn(occ[ISBN])
     if record_id is None:
         return None
-    return FeedRecord(record_id, display or "", tuple(tuple(o) for o in occ))
+    return FeedRecord(record_id, display or "", tuple(map(tuple, occ)))
 
 
 def first_isbn(isbn_occurrences: list[str] | tuple[str, ...]) -> str | None:

@@ -33,9 +33,9 @@ from gateway.sdi.feed import (
     FeedError,
     FeedStats,
     feed_records,
-    iter_iso2709,
     iter_marcxml,
     parse_oai_page,
+    read_iso2709,
 )
 from gateway.sdi.fields import FeedRecord
 from gateway.sdi.store import AlertStore
@@ -73,11 +73,12 @@ def harvest(feed: FeedConfig, client: httpx.Client, *, since: str | None = None)
     stats = FeedStats()
     if feed.format in ("marc21", "marcxml"):
         data = _get(client, feed.url)
-        reader = iter_iso2709(data, stats) if feed.format == "marc21" else iter_marcxml(data, stats)
+        reader = (read_iso2709(data, stats) if feed.format == "marc21"
+                  else feed_records(iter_marcxml(data, stats), stats))
         h = Harvest(iter(()), stats)
 
         def whole() -> Iterator[FeedRecord]:
-            yield from feed_records(reader, stats)
+            yield from reader
             h.complete[0] = True
 
         h.records = whole()
@@ -116,10 +117,12 @@ class RunReport:
     records: int = 0
     malformed: int = 0
     deleted: int = 0
+    warnings: int = 0  # kept records with undecodable MARC-8 sequences replaced by U+FFFD
     matches: int = 0
     harvested_from: str | None = None
     skipped: str | None = None
     errors: list[str] = field(default_factory=list)
+    warning_details: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -149,11 +152,13 @@ def run_library(store: AlertStore, library: LibraryConfig, client: httpx.Client,
     matches: list[Match] = list(engine.iter_matches(records, reported))
     report.records, report.malformed, report.deleted = h.stats.records, h.stats.malformed, h.stats.deleted
     report.errors = list(h.stats.errors)
+    report.warnings = h.stats.warnings
+    report.warning_details = list(h.stats.warning_details)
     report.matches = store.add_matches(matches)
     store.save_harvest(library.id, next_from=h.next_from if h.complete[0] else since,
                        records=report.records, malformed=report.malformed, matches=report.matches)
-    log.info("sdi run library=%s alerts=%d records=%d malformed=%d matches=%d", library.id, len(alerts),
-             report.records, report.malformed, report.matches)
+    log.info("sdi run library=%s alerts=%d records=%d malformed=%d warnings=%d matches=%d", library.id,
+             len(alerts), report.records, report.malformed, report.warnings, report.matches)
     return report
 
 

@@ -88,6 +88,20 @@ def test_match_finds_hyphenated_and_full_width_isbn_values(tmp_path: Path, capsy
                    ("any", "N3")]
 
 
+def test_match_keeps_a_marc8_record_with_a_cut_off_escape_and_warns(tmp_path: Path, capsys: Any) -> None:
+    good = encode_iso2709([("001", "M1"), ("245", "1", "0", [("a", "アイウ")])], marc8=True)
+    feed = tmp_path / "marc8.mrc"
+    feed.write_bytes(good.replace(b"\x1b(B\x1e", b"\x1b$,\x1e", 1))  # ESC $ , without its final byte
+    alerts = tmp_path / "alerts.json"
+    alerts.write_text(json.dumps([alert("k", ("title", "contains", "あいう"))], ensure_ascii=False))
+    assert cli.main(["match", "--feed", str(feed), "--alerts", str(alerts)]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"alert_id": "k", "record_id": "M1", "title": "アイウ\ufffd"}]
+    assert "1 records, 0 malformed skipped, 1 warnings, 1 matches" in err
+    assert "warning: record 1: 1 undecodable MARC-8 sequence(s) in 245 replaced by U+FFFD" in err
+
+
 def test_run_harvests_configured_feeds_and_stores_matches(tmp_path: Path, capsys: Any) -> None:
     server = serve_app(create_app("feeds"), port=0, name="feeds")
     try:
