@@ -115,8 +115,15 @@ def read_iso2709(data: bytes, stats: FeedStats) -> Iterator[FeedRecord]:
     """
     decode = decode_marc_raw
     odd_code = _NON_ASCII_CODE.search
+    odd_indicators = _NON_ASCII_BEFORE_CODE.search
     for number, raw in _chunks(data, stats):
         utf8 = raw[9:10] == b"a"
+        if odd_indicators(raw, 24):
+            item = _pymarc_fallback(number, raw, stats)
+            if item is not None:
+                stats.records += 1
+                yield item
+            continue
         try:
             _leader, fields = decode(raw, utf8, False, "iso8859-1", "strict", True)
             if odd_code(raw):
@@ -137,6 +144,12 @@ def read_iso2709(data: bytes, stats: FeedStats) -> Iterator[FeedRecord]:
 # A subfield code that is not ASCII (after the 0x1F delimiter): rmarc hands such a
 # subfield back as raw bytes (code byte, rest), pymarc guesses the code.
 _NON_ASCII_CODE = re.compile(rb"\x1f[\x80-\xff]")
+# A non-ASCII byte between a field terminator and the next subfield delimiter:
+# in a data field that is where the indicators are, which pymarc decodes as ASCII
+# (a UnicodeDecodeError skips the record), while rmarc takes the first two
+# characters of whatever is there.  Such records go to pymarc (as do control
+# fields with non-ASCII text, which this also finds: pymarc then reads them).
+_NON_ASCII_BEFORE_CODE = re.compile(rb"\x1e[^\x1e\x1f]*[\x80-\xff]")
 
 
 def _fix_codes(fields: list[RawField], utf8: bool) -> list[RawField]:

@@ -19,6 +19,8 @@ author and publisher there.  The record id is 001, else the first ISBN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter
 
 import pymarc
 
@@ -64,6 +66,10 @@ RawField = tuple[str, tuple]
 WANTED_TAGS = frozenset(TAGS) | {"001", "880"}  # the only fields extraction looks at
 
 
+_tag_of = itemgetter(0)
+_is_wanted = WANTED_TAGS.__contains__
+
+
 def raw_fields(record: pymarc.Record) -> list[RawField]:
     return [(f.tag, ("control", f.data) if f.is_control_field()
              else ("data", f.indicator1, f.indicator2, [(s.code, s.value) for s in f.subfields]))
@@ -81,9 +87,8 @@ def extract_raw(fields: list[RawField]) -> FeedRecord | None:
     control_001: str | None = None
     display: str | None = None
     tags = TAGS
-    for tag, body in fields:
-        if tag not in WANTED_TAGS:
-            continue
+    # only the wanted fields, chosen at C speed (a record has ~3x as many others)
+    for tag, body in compress(fields, map(_is_wanted, map(_tag_of, fields))):
         if body[0] == "control":
             if tag == "001" and control_001 is None and body[1]:
                 control_001 = body[1].strip() or None

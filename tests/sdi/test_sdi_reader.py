@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pymarc.marc8 import MARC8ToUnicode
 
 from fixtures.feeds.marcgen import encode_iso2709
-from gateway.sdi.feed import FeedStats, iter_iso2709, read_iso2709
+from gateway.sdi.feed import FeedStats, _chunks, iter_iso2709, read_iso2709
 from gateway.sdi.fields import extract
 from gateway.sdi.marc8 import marc8_to_unicode
 from tests.sdi.helpers import rec
@@ -68,15 +68,23 @@ def _quietly(fn):  # pymarc writes MARC-8 complaints to stderr
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=feed())
 def test_reader_equals_pymarc_on_valid_and_broken_records(data: bytes) -> None:
-    ours = FeedStats()
-    got = list(read_iso2709(data, ours))
-    theirs = FeedStats()
-    want, _err = _quietly(lambda: [extract(r) for r in iter_iso2709(data, theirs)])
-    if ours.warnings:
-        return  # a MARC-8 record pymarc decoded with blanks or could not decode (see below)
-    assert got == [item for item in want if item is not None]
-    assert ours.records == len(got)
-    assert ours.malformed == theirs.malformed + sum(item is None for item in want)
+    """Record by record (both split the file on the terminator first).  The one
+    documented difference: a record whose directory points a data field at a
+    place after a subfield delimiter, where pymarc finds non-ASCII "indicators"
+    beyond the first two bytes — rmarc reads it, pymarc skips it (README)."""
+    for _number, raw in _chunks(data, FeedStats()):
+        ours = FeedStats()
+        got = list(read_iso2709(raw, ours))
+        if ours.warnings:
+            continue  # a MARC-8 record pymarc decoded with blanks or could not decode (see below)
+        theirs = FeedStats()
+        want, _err = _quietly(lambda raw=raw, theirs=theirs: [extract(r) for r in iter_iso2709(raw, theirs)])
+        if got and not want and "UnicodeDecodeError: 'ascii' codec" in theirs.errors[0]:
+            continue
+        assert got == [item for item in want if item is not None]
+        assert (ours.records, ours.malformed) == (len(got), theirs.malformed + (want == [None]))
+        if ours.errors:
+            assert ours.errors == theirs.errors or ours.errors == ["record 1: without 001 and without ISBN"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
