@@ -26,7 +26,7 @@ import pymarc
 from lxml import etree
 from rmarc._rmarc import decode_marc_raw
 
-from gateway.sdi.fields import WANTED_TAGS, FeedRecord, RawField, extract, extract_raw
+from gateway.sdi.fields import WANTED_TAGS, FeedRecord, RawField, extract, extract_raw, raw_fields
 from gateway.sdi.marc8 import marc8_to_unicode
 
 MARC_NS = "http://www.loc.gov/MARC21/slim"
@@ -109,88 +109,76 @@ def read_iso2709(data: bytes, stats: FeedStats) -> Iterator[FeedRecord]:
     (leader/09 ``a``) are decoded by rmarc, strictly; MARC-8 records are split into
     raw bytes and their matched subfields decoded leniently
     (:mod:`gateway.sdi.marc8`): an undecodable sequence becomes U+FFFD and a
-    warning, and the record is kept.  A record rmarc refuses is handed to pymarc,
-    which either reads it (then it is kept) or says why it is skipped — so the
-    records kept and skipped, and the reasons, are pymarc's.
+    warning, and the record is kept.  A record rmarc refuses, or would read
+    differently (see ``_ODD_BYTES``), is handed to pymarc, which either reads it
+    (then it is kept) or says why it is skipped — so the records kept and
+    skipped, and the reasons, are pymarc's.
     """
     decode = decode_marc_raw
-    odd_code = _NON_ASCII_CODE.search
-    odd_indicators = _NON_ASCII_BEFORE_CODE.search
+    odd = _ODD_BYTES.search
     for number, raw in _chunks(data, stats):
         utf8 = raw[9:10] == b"a"
-        if odd_indicators(raw, 24):
-            item = _pymarc_fallback(number, raw, stats)
-            if item is not None:
-                stats.records += 1
-                yield item
-            continue
-        try:
-            _leader, fields = decode(raw, utf8, False, "iso8859-1", "strict", True)
-            if odd_code(raw):
-                fields = _fix_codes(fields, utf8)
-        except ValueError:
-            item = _pymarc_fallback(number, raw, stats)
+        if odd(raw, 24):
+            item = _pymarc_fallback(number, raw, utf8, stats)
         else:
-            if not utf8:
-                fields = _decode_marc8(number, fields, stats)
-            item = extract_raw(fields)
-            if item is None:
-                stats.skip(f"record {number}: without 001 and without ISBN")
+            try:
+                _leader, fields = decode(raw, utf8, False, "iso8859-1", "strict", True)
+            except ValueError:
+                item = _pymarc_fallback(number, raw, utf8, stats)
+            else:
+                if not utf8:
+                    fields = _decode_marc8(number, fields, stats)
+                item = extract_raw(fields)
+                if item is None:
+                    stats.skip(f"record {number}: without 001 and without ISBN")
         if item is not None:
             stats.records += 1
             yield item
 
 
-# A subfield code that is not ASCII (after the 0x1F delimiter): rmarc hands such a
-# subfield back as raw bytes (code byte, rest), pymarc guesses the code.
-_NON_ASCII_CODE = re.compile(rb"\x1f[\x80-\xff]")
-# A non-ASCII byte between a field terminator and the next subfield delimiter:
-# in a data field that is where the indicators are, which pymarc decodes as ASCII
-# (a UnicodeDecodeError skips the record), while rmarc takes the first two
-# characters of whatever is there.  Such records go to pymarc (as do control
-# fields with non-ASCII text, which this also finds: pymarc then reads them).
-_NON_ASCII_BEFORE_CODE = re.compile(rb"\x1e[^\x1e\x1f]*[\x80-\xff]")
+# Records that go to pymarc without trying rmarc (one search over the record):
+# * a non-ASCII byte right after a subfield delimiter: a subfield code that is not
+#   ASCII, which rmarc hands back as raw bytes and pymarc guesses
+#   (``pymarc.normalize_subfield_code``);
+# * a non-ASCII byte between a field terminator and the next subfield delimiter:
+#   in a data field that is where the indicators are, which pymarc decodes as
+#   ASCII (a UnicodeDecodeError skips the record), while rmarc takes the first two
+#   characters of whatever is there.  (Control fields with non-ASCII text match
+#   too; pymarc then reads them.)
+_ODD_BYTES = re.compile(rb"\x1f[\x80-\xff]|\x1e[^\x1e\x1f]*[\x80-\xff]")
 
 
-def _fix_codes(fields: list[RawField], utf8: bool) -> list[RawField]:
-    """Subfields with a non-ASCII code read as pymarc reads them: the code is the
-    first character without its diacritics (``pymarc.normalize_subfield_code``)
-    and the value what follows it — decoded strictly for a UTF-8 record (a
-    UnicodeDecodeError skips the record, as in pymarc), kept as bytes for MARC-8."""
-    out: list[RawField] = []
-    for tag, body in fields:
-        if body[0] == "data" and any(isinstance(code, bytes) for code, _value in body[3]):
-            subfields = []
-            for code, value in body[3]:
-                if isinstance(code, bytes):
-                    whole = code + value
-                    code, skip = pymarc.normalize_subfield_code(whole)
-                    value = whole[skip:].decode("utf-8", "strict") if utf8 else whole[skip:]
-                subfields.append((code, value))
-            body = ("data", body[1], body[2], subfields)
-        out.append((tag, body))
-    return out
-
-
-def _pymarc_fallback(number: int, raw: bytes, stats: FeedStats) -> FeedRecord | None:
+def _pymarc_fallback(number: int, raw: bytes, utf8: bool, stats: FeedStats) -> FeedRecord | None:
+    """pymarc reads the record or says why not.  MARC-8 records are read as raw
+    bytes and decoded leniently here too, as on the rmarc path."""
     try:
-        record = _pymarc_record(raw)
+        record = pymarc.Record(data=raw, to_unicode=utf8, force_utf8=False, hide_utf8_warnings=True,
+                               utf8_handling="strict")
     except Exception as exc:  # noqa: BLE001 - pymarc raises a dozen kinds; all mean "skip this one"
         stats.skip(f"record {number}: {type(exc).__name__}: {exc}"[:200])
         return None
-    item = extract(record)
+    fields = raw_fields(record)
+    item = extract_raw(fields if utf8 else _decode_marc8(number, fields, stats))
     if item is None:
         stats.skip(f"record {number}: without 001 and without ISBN")
     return item
 
 
 def _decode_marc8(number: int, fields: list[RawField], stats: FeedStats) -> list[RawField]:
-    """The wanted fields of a MARC-8 record (bytes from rmarc) decoded; others dropped."""
+    """The wanted fields of a MARC-8 record (bytes) decoded, the others dropped.
+
+    Every data field is decoded, so that each undecodable sequence is counted —
+    where pymarc would skip the record or put a blank, whatever the field."""
     out: list[RawField] = []
     bad_tags: list[str] = []
     bad = 0
     for tag, body in fields:
         if tag not in WANTED_TAGS:
+            if body[0] == "data":
+                n = sum(marc8_to_unicode(value)[1] for _code, value in body[3])
+                if n:
+                    bad += n
+                    bad_tags.append(tag)
             continue
         if body[0] == "control":
             out.append((tag, ("control", body[1].decode("iso8859-1"))))  # as pymarc does
