@@ -98,6 +98,15 @@ _SPECIFIC: dict[str, tuple[type[GatewayError], ...]] = {
     "lending.cancel": (NotFound, Conflict),
     "sandbox_admin.stop": (NotFound,),
     "sandbox_admin.start": (NotFound,),
+    "subscriptions.create": (NotSupported,),
+    "subscriptions.list_all": (NotSupported,),
+    "subscriptions.get_one": (NotFound, NotSupported),
+    "subscriptions.patch": (NotFound, NotSupported),
+    "subscriptions.delete": (NotFound, NotSupported),
+    "subscriptions.rotate_calendar": (NotFound, NotSupported),
+    "subscriptions.events": (NotFound, NotSupported),
+    "subscriptions.deliveries": (NotFound, NotSupported),
+    "subscriptions.calendar": (NotFound, NotSupported),
 }
 
 # One example per request body, from the sandbox (`opacgw serve` with no configuration):

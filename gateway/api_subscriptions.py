@@ -81,14 +81,14 @@ def _mine(g: Gateway, sub_id: str) -> SubscriptionRow:
       summary="Watch the session's accounts: events, webhooks, a calendar URL, automatic renewal")
 def create() -> Response:
     g = gw()
+    ctx = g.current()  # authentication before the body and the gateway's own settings
+    assert ctx is not None
     req = body(SubscriptionCreate)
     if req.consent is not True:
         raise InvalidRequest("consent must be true: to check the account while you are away the gateway keeps "
                              "your library password, encrypted with its own key, until you DELETE the "
                              "subscription", errors=[{"field": "consent", "message": "must be true"}])
     cipher = _cipher(g)
-    ctx = g.current()
-    assert ctx is not None
     mine = {a.library: a for a in ctx.record.accounts}
     libraries = req.libraries or list(mine)
     for lib in libraries:

@@ -41,7 +41,7 @@ def _sandbox_app() -> Any:
 
     db = tempfile.mkdtemp(prefix="opacgw-st-") + "/gw.sqlite3"
     cfg = gateway_config(libs, database=db, login_failures_per_card=0, logins_per_client_per_minute=0,
-                         circuit_failures=1000)
+                         circuit_failures=1000, subscription_keys=[Fernet.generate_key().decode()])
     return create_app(cfg, secret_key=Fernet.generate_key().decode())
 
 
