@@ -18,13 +18,14 @@ import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from adapters import html as H
 from adapters.winj.pages import clean, node_text, tree
 from core.errors import UpstreamChanged
 from core.models import (
@@ -395,13 +396,6 @@ def _author(title: str, line: str) -> str | None:
         return None
 
 
-def _date(text: str, what: str, library: str | None) -> date:
-    try:
-        return parse_date(text)
-    except MappingError as exc:
-        raise UpstreamChanged(f"unreadable {what}: {text!r}", library=library) from exc
-
-
 def _list_rows(container: Node, selector: str, what: str, library: str | None) -> list[Node]:
     """The rows of a list or table that match ``selector`` — and every row the container
     holds must match: a row whose class changed is layout drift (502), never a shorter list."""
@@ -445,7 +439,8 @@ def parse_history(html: str | HTMLParser, library: str | None = None) -> History
             raise UpstreamChanged(f"unreadable 返却日 {returned!r}", library=library) from exc
         entries.append(HistoryEntry(
             record_id=record_id, title=title, author=_author(title, node_text(li.css_first(SEL_ITEM_BIBLINE))),
-            loaned_on=_date(node_text(li.css_first(SEL_HISTORY_LOANED)), "貸出日", library), returned_on=returned_on,
+            loaned_on=H.required_date(node_text(li.css_first(SEL_HISTORY_LOANED)), "貸出日", screen="history",
+                                      library=library), returned_on=returned_on,
         ))
     return HistorySlice(entries, total, kept=True)
 
