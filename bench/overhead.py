@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="gunicorn workers; more than 1 needs [gateway] redis_url (the gateway refuses otherwise)")
     ap.add_argument("--threads", type=int, default=16)
     args = ap.parse_args()
 
